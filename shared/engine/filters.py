@@ -1,0 +1,96 @@
+"""Source filters evaluated on our side.
+
+Dataverse refuses `$filter` on change-tracking queries, so a template's selection rule (e.g.
+"contacts that are not active customers") is applied to each row after it is read. The same
+evaluator serves F&O snapshot reads, so a rule means the same thing whichever side is the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+class Condition(Protocol):
+    """Structural view of a mapping spec filter condition: `{field, op, value}`."""
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def value(self) -> Any: ...
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return value.casefold()
+    return value
+
+
+def _equal(left: Any, right: Any) -> bool:
+    if isinstance(left, str) and isinstance(right, str):
+        return left.casefold() == right.casefold()
+    if isinstance(left, bool) or isinstance(right, bool):
+        return left is right or left == right
+    return bool(_comparable(left) == _comparable(right))
+
+
+def _ordered(op: str) -> Callable[[Any, Any], bool]:
+    def compare(left: Any, right: Any) -> bool:
+        if left is None or right is None:
+            return False
+        a, b = _comparable(left), _comparable(right)
+        try:
+            if op == "gt":
+                return bool(a > b)
+            if op == "ge":
+                return bool(a >= b)
+            if op == "lt":
+                return bool(a < b)
+            return bool(a <= b)
+        except TypeError:
+            return False
+
+    return compare
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _equal,
+    "ne": lambda left, right: not _equal(left, right),
+    "gt": _ordered("gt"),
+    "ge": _ordered("ge"),
+    "lt": _ordered("lt"),
+    "le": _ordered("le"),
+    "in": lambda left, right: any(_equal(left, item) for item in (right or [])),
+    "not_in": lambda left, right: not any(_equal(left, item) for item in (right or [])),
+    "null": lambda left, right: (left is None or left == "") == bool(right if right is not None else True),
+    "not_null": lambda left, _right: left is not None and left != "",
+}
+
+
+def compile_filter(conditions: Iterable[Condition] | None) -> Predicate:
+    """All conditions must hold (AND); an empty list selects every row."""
+    compiled: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
+    for condition in conditions or ():
+        op = _OPS.get(condition.op)
+        if op is None:
+            raise ValueError(f"unsupported filter operator {condition.op!r} on field {condition.field!r}")
+        compiled.append((condition.field, op, condition.value))
+
+    def predicate(row: dict[str, Any]) -> bool:
+        return all(op(row.get(name), value) for name, op, value in compiled)
+
+    return predicate

@@ -1,0 +1,323 @@
+"""The sync loop of one task for one company: read → map → skip unchanged → write → record → checkpoint.
+
+Order matters for crash safety (design.md §3): the checkpoint is saved only after every page it
+covers has been written and recorded (crosswalk or retry store). A crash anywhere before that
+leaves the old checkpoint, and the next run re-reads the same changes; deterministic target keys
+(F&O natural keys, Dataverse UUIDv5 ids) and the create/update fallbacks make the replay converge
+without duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.engine.filters import Predicate
+from shared.engine.ports import PlannedWrite, Source, Target, WriteResult
+from shared.engine.scope import RunScope
+from shared.mapping import MapContext, MappedRecord, MappingFailure, ReferenceMissing, TaskMapping
+from shared.state import CrosswalkEntry, ErrorRecord
+
+log = logging.getLogger("p2c.engine")
+
+RETRY_BATCH = 100
+PAYLOAD_EXCERPT_CHARS = 1500
+
+
+@dataclass
+class TaskSpecView:
+    """What the pipeline needs to know about one task, resolved once from the mapping."""
+
+    template: str
+    task: str
+    pair: str
+    company: str
+    mapping: TaskMapping
+    source: Source
+    target: Target
+    selects: Predicate
+    source_id_field: str | None = None
+    delete_policy: str = "ignore"
+    parent_entities: frozenset[str] = frozenset()
+
+
+@dataclass
+class TaskResult:
+    task: str
+    company: str
+    cursor_before: str | None
+    cursor_after: str | None
+    restarted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class TaskPipeline:
+    """Runs one task for one company inside a run scope (lock, budget, counters, report)."""
+
+    def __init__(self, scope: RunScope, spec: TaskSpecView) -> None:
+        self.scope = scope
+        self.spec = spec
+        self._seen_keys: dict[str, str] = {}
+        self._open_errors: set[str] = scope.open_error_keys(spec.task, spec.company)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> TaskResult:
+        scope, spec = self.scope, self.spec
+        checkpoint = scope.state.checkpoints.load(spec.template, spec.task, spec.company)
+        cursor = None if scope.mode == "full" else checkpoint.cursor
+        result = TaskResult(spec.task, spec.company, checkpoint.cursor, None)
+        completed_cursor: str | None = None
+        for page in spec.source.read(cursor, spec.company):
+            scope.guard()
+            if page.restarted and not result.restarted:
+                result.restarted = True
+                result.notes.append("change token expired: full re-read, compared by hash")
+            self.process_rows(page.rows)
+            self.process_deletes(page.deleted_ids)
+            if page.cursor is not None:
+                completed_cursor = page.cursor
+        scope.guard()
+        self.retry_due()
+        if completed_cursor is not None and not scope.dry_run:
+            scope.guard()  # a run that lost its lease must not move the checkpoint
+            checkpoint.cursor = completed_cursor
+            checkpoint.updated_at = scope.now()
+            scope.state.checkpoints.save(checkpoint)
+        result.cursor_after = completed_cursor if completed_cursor is not None else checkpoint.cursor
+        return result
+
+    # -- one page -------------------------------------------------------------------------------
+
+    def process_rows(self, rows: Sequence[dict[str, Any]], retrying: bool = False) -> None:
+        scope, spec = self.scope, self.spec
+        mapped: dict[str, MappedRecord] = {}
+        for row in rows:
+            scope.counts.add(read=1, retried=1 if retrying else 0)
+            if not spec.selects(row):
+                key = self._key_hint(row)
+                if key in self._open_errors:
+                    self._resolve(key, "no longer selected by the template's source filter")
+                continue
+            record = self._map(row)
+            if record is None:
+                continue
+            duplicate_of = self._seen_keys.get(record.source_key)
+            source_id = self._source_id(row)
+            if duplicate_of is not None and source_id is not None and duplicate_of != source_id:
+                self._fail(
+                    record.source_key, row, "DuplicateSourceKey",
+                    f"natural key {record.source_key!r} is used by two source records "
+                    f"({duplicate_of} and {source_id}); the first one was synced, fix the duplicate",
+                    field_name=None,
+                )
+                continue
+            if source_id is not None:
+                self._seen_keys[record.source_key] = source_id
+            mapped[record.source_key] = record
+        if not mapped:
+            return
+        existing = scope.state.crosswalk.get_many(spec.pair, spec.company, list(mapped))
+        plans: list[PlannedWrite] = []
+        for key, record in mapped.items():
+            entry = existing.get(key)
+            if entry is not None and entry.hash == record.hash and not entry.deleted:
+                scope.counts.add(unchanged=1)
+                if key in self._open_errors:
+                    self._resolve(key, "target already up to date")
+                continue
+            plans.append(
+                PlannedWrite(
+                    source_key=key,
+                    target_key=record.target_key,
+                    target_key_text=record.target_key_text,
+                    payload=record.payload,
+                    hash=record.hash,
+                    exists=entry is not None and not entry.deleted,
+                    target_id=entry.target_id if entry is not None and entry.target_id else record.target_id,
+                    source_id=record.source_id,
+                )
+            )
+        if not plans:
+            return
+        if scope.dry_run:
+            for plan in plans:
+                scope.report("would_update" if plan.exists else "would_create", plan.source_key,
+                             payload=plan.payload)
+                scope.counts.add(written=0)
+            scope.dry_run_plans.extend((spec.task, spec.company, plan) for plan in plans)
+            return
+        scope.guard()
+        results = spec.target.write(plans)
+        self._record_results(plans, results)
+
+    def _record_results(self, plans: Sequence[PlannedWrite], results: Iterable[WriteResult]) -> None:
+        scope, spec = self.scope, self.spec
+        by_key = {plan.source_key: plan for plan in plans}
+        entries: list[CrosswalkEntry] = []
+        now = scope.now()
+        seen: set[str] = set()
+        for res in results:
+            plan = by_key.get(res.source_key)
+            if plan is None:
+                continue
+            seen.add(res.source_key)
+            if res.ok:
+                created = bool(res.created) if res.created is not None else not plan.exists
+                scope.counts.add(written=1, created=1 if created else 0, updated=0 if created else 1)
+                entries.append(
+                    CrosswalkEntry(
+                        source_key=plan.source_key,
+                        target_key=plan.target_key_text,
+                        target_id=res.target_id or plan.target_id or "",
+                        hash=plan.hash,
+                        synced_at=now,
+                        origin=plan.source_id or "",
+                    )
+                )
+                scope.report("created" if created else "updated", plan.source_key)
+                if plan.source_key in self._open_errors:
+                    self._resolve(plan.source_key, "written")
+            else:
+                error = res.error or RuntimeError("the service gave no outcome for this record")
+                self._fail(
+                    plan.source_key, plan.payload, type(error).__name__, str(error),
+                    field_name=getattr(error, "field", None),
+                )
+        for plan in plans:
+            if plan.source_key not in seen:
+                self._fail(plan.source_key, plan.payload, "Transient",
+                           "the service returned no outcome for this record; it will be retried",
+                           field_name=None)
+        if entries:
+            scope.state.crosswalk.put_many(spec.pair, spec.company, entries)
+
+    # -- deletes --------------------------------------------------------------------------------
+
+    def process_deletes(self, deleted_ids: Sequence[str]) -> None:
+        if not deleted_ids:
+            return
+        scope, spec = self.scope, self.spec
+        for source_id in deleted_ids:
+            scope.counts.add(deleted=1)
+            scope.report(
+                "source_deleted", source_id,
+                message=f"deleted in the source; delete_policy '{spec.delete_policy}': "
+                        "the target record is kept and this deletion is recorded",
+            )
+
+    # -- retry store ----------------------------------------------------------------------------
+
+    def retry_due(self) -> None:
+        scope, spec = self.scope, self.spec
+        if scope.dry_run:
+            return
+        due = [
+            rec for rec in scope.state.errors.due(spec.template, scope.now(), limit=scope.retry_limit)
+            if rec.task == spec.task and rec.company == spec.company
+        ]
+        if not due:
+            return
+        keys = [rec.source_key for rec in due]
+        found: set[str] = set()
+        for start in range(0, len(keys), RETRY_BATCH):
+            scope.guard()
+            chunk = keys[start:start + RETRY_BATCH]
+            for rows in spec.source.fetch_by_keys(chunk, spec.company):
+                for row in rows:
+                    hint = self._key_hint(row)
+                    if hint:
+                        found.add(hint)
+                self.process_rows(rows, retrying=True)
+        for key in keys:
+            if key not in found and key in self._open_errors:
+                self._resolve(key, "the source record no longer exists")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _map(self, row: dict[str, Any]) -> MappedRecord | None:
+        spec, scope = self.spec, self.scope
+        try:
+            outcome = spec.mapping.map(row, MapContext(company=spec.company, resolver=scope.resolver))
+        except ReferenceMissing as missing:
+            key = self._key_hint(row)
+            if missing.entity in spec.parent_entities:
+                self._defer(key, row, missing)
+            else:
+                self._fail(key, row, "ReferenceMissing", str(missing), field_name=None)
+            return None
+        if isinstance(outcome, MappingFailure):
+            self._fail(outcome.source_key or self._key_hint(row), row, "MappingError", outcome.reason,
+                       field_name=outcome.field)
+            return None
+        return outcome
+
+    def _key_hint(self, row: dict[str, Any]) -> str:
+        key = self.spec.mapping.source_key_of(row)
+        if key:
+            return key
+        source_id = self._source_id(row)
+        return f"id:{source_id}" if source_id else "(no key)"
+
+    def _source_id(self, row: dict[str, Any]) -> str | None:
+        name = self.spec.source_id_field
+        if name is None:
+            return None
+        value = row.get(name)
+        return str(value) if value is not None else None
+
+    def _fail(self, key: str, payload: Any, error_class: str, message: str, field_name: str | None) -> None:
+        self._record_error(key, payload, "failed", error_class, message, field_name, missing=None)
+
+    def _defer(self, key: str, payload: Any, missing: ReferenceMissing) -> None:
+        self._record_error(key, payload, "deferred", "DependencyMissing", str(missing), None,
+                           missing=f"{missing.entity}.{missing.by}={missing.value}")
+
+    def _record_error(
+        self, key: str, payload: Any, kind: str, error_class: str, message: str,
+        field_name: str | None, missing: str | None,
+    ) -> None:
+        scope, spec = self.scope, self.spec
+        excerpt = scope.excerpt(payload, PAYLOAD_EXCERPT_CHARS)
+        saved: ErrorRecord = scope.state.errors.record(
+            ErrorRecord(
+                template=spec.template,
+                source_key=key,
+                company=spec.company,
+                task=spec.task,
+                kind=kind,
+                error_class=error_class,
+                message=scope.scrub(message),
+                field=field_name,
+                payload_excerpt=excerpt,
+                missing_reference=missing,
+                run_id=scope.run_id,
+            ),
+            park_after=scope.park_after,
+        )
+        self._open_errors.add(key)
+        if saved.status == "parked":
+            scope.counts.add(parked=1, failed=1 if kind == "failed" else 0, deferred=1 if kind != "failed" else 0)
+        elif kind == "failed":
+            scope.counts.add(failed=1)
+        else:
+            scope.counts.add(deferred=1)
+        scope.report(kind if saved.status != "parked" else "parked", key, error_class=error_class,
+                     message=scope.scrub(message), field=field_name, attempts=saved.attempts)
+        log.info("%s %s/%s %s: %s", kind, spec.template, spec.task, key, scope.scrub(message))
+
+    def _resolve(self, key: str, why: str) -> None:
+        scope, spec = self.scope, self.spec
+        if scope.dry_run:
+            return
+        scope.state.errors.resolve(spec.template, key, spec.company)
+        self._open_errors.discard(key)
+        scope.counts.add(resolved=1)
+        scope.report("resolved", key, message=why)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
