@@ -94,7 +94,9 @@ class BatchRequest:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise MultipartError(f"The body of the batch part '{self.method} {self.url}' is not JSON.") from exc
+            raise MultipartError(
+                f"The body of the batch part '{self.method} {self.url}' is not JSON."
+            ) from exc
 
     @property
     def text(self) -> str:
@@ -139,7 +141,9 @@ _REQUEST_LINE_RE = re.compile(r"^([A-Z]+)\s+(\S+)(?:\s+HTTP/\d(?:\.\d)?)?$")
 def boundary_of(content_type: str | None) -> str:
     """The ``boundary`` parameter of a ``multipart/mixed`` Content-Type."""
     if not content_type or not content_type.lower().lstrip().startswith("multipart/mixed"):
-        raise MultipartError("The batch request must have a Content-Type of 'multipart/mixed' with a boundary.")
+        raise MultipartError(
+            "The batch request must have a Content-Type of 'multipart/mixed' with a boundary."
+        )
     m = _BOUNDARY_RE.search(content_type)
     if m is None:
         raise MultipartError("The 'boundary' parameter is missing from the multipart/mixed Content-Type.")
@@ -148,17 +152,11 @@ def boundary_of(content_type: str | None) -> str:
 
 def _split_head(block: bytes) -> tuple[list[str], bytes]:
     """Split a block into header lines and the remainder after the first empty line."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = block.find(sep)
-        if idx != -1:
-            # take whichever separator occurs first
-            other = b"\n\n" if sep == b"\r\n\r\n" else b"\r\n\r\n"
-            oidx = block.find(other)
-            if oidx != -1 and oidx < idx:
-                idx, sep = oidx, other
-            head, rest = block[:idx], block[idx + len(sep) :]
-            return head.decode("utf-8").splitlines(), rest
-    return block.decode("utf-8").splitlines(), b""
+    found = [(idx, sep) for sep in (b"\r\n\r\n", b"\n\n") if (idx := block.find(sep)) != -1]
+    if not found:
+        return block.decode("utf-8").splitlines(), b""
+    idx, sep = min(found)
+    return block[:idx].decode("utf-8").splitlines(), block[idx + len(sep) :]
 
 
 def _parse_headers(lines: Iterable[str]) -> Headers:

@@ -216,6 +216,7 @@ class _Parser:
     def __init__(
         self,
         text: str,
+        *,
         dialect: Dialect,
         properties: Collection[str] | None,
         entity_type: str,
@@ -660,13 +661,21 @@ def compile_filter(
     """
     if dialect not in ("dataverse", "finops"):
         raise ValueError(f"unknown dialect {dialect!r}")
-    parser = _Parser(text, dialect, properties, entity_type, case_insensitive, enum_types)
+    parser = _Parser(
+        text,
+        dialect=dialect,
+        properties=properties,
+        entity_type=entity_type,
+        case_insensitive=case_insensitive,
+        enum_types=enum_types,
+    )
     predicate, equalities = parser.parse()
     return CompiledFilter(text=text, predicate=predicate, properties=parser.used, equalities=equalities)
 
 
 # ---------------------------------------------------------------------------------- $orderby/$select
 
+_ANY_TYPE = "Microsoft.Dynamics.CRM.entity"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -689,7 +698,7 @@ def _check_name(name: str, properties: Collection[str] | None, entity_type: str,
 
 
 def parse_orderby(
-    text: str, *, properties: Collection[str] | None = None, entity_type: str = "Microsoft.Dynamics.CRM.entity"
+    text: str, *, properties: Collection[str] | None = None, entity_type: str = _ANY_TYPE
 ) -> list[OrderKey]:
     """`name asc,createdon desc` → [OrderKey('name'), OrderKey('createdon', True)]."""
     keys: list[OrderKey] = []
@@ -705,7 +714,7 @@ def parse_orderby(
 
 
 def parse_select(
-    text: str, *, properties: Collection[str] | None = None, entity_type: str = "Microsoft.Dynamics.CRM.entity"
+    text: str, *, properties: Collection[str] | None = None, entity_type: str = _ANY_TYPE
 ) -> list[str]:
     """`name,accountnumber` → ['name', 'accountnumber'] (duplicates dropped, order kept)."""
     seen: dict[str, None] = {}

@@ -28,6 +28,7 @@ anything that looks like a credential before it leaves the process.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -90,7 +91,7 @@ METRIC_DIMENSIONS: Final = ("template", "company", "outcome", "trigger")
 _SECRET_PATTERNS: Final = (
     # key=value / key: value pairs whose key names a credential
     re.compile(
-        r"(?i)([A-Za-z0-9_.-]*(?:secret|password|passwd|pwd|token|accountkey|sharedaccesskey|"
+        r"(?i)([A-Za-z0-9_.-]{0,40}(?:secret|password|passwd|pwd|token|accountkey|sharedaccesskey|"
         r"apikey|api[_-]key|functions-key))"
         r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s;&,]+)"
     ),
@@ -104,8 +105,10 @@ _MAX_MESSAGE: Final = 2000
 
 
 def scrub(text: str) -> str:
-    """Remove anything that looks like a credential from free text and cap its length."""
-    out = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    """Remove anything that looks like a credential from free text and cap its length.
+
+    The patterns are bounded (no nested or unbounded prefixes) so long texts scrub in linear time."""
+    out = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text[: _MAX_MESSAGE * 4])
     out = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)} ***", out)
     out = _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}***", out)
     out = _SECRET_PATTERNS[3].sub("***", out)
@@ -124,9 +127,10 @@ class RunEvent:
     template: str
     company: str
     run_id: str
-    trigger: Trigger
-    mode: Mode
-    outcome: Outcome
+    # typed str (callers carry plain strings); __post_init__ enforces the Trigger/Mode/Outcome values
+    trigger: str
+    mode: str
+    outcome: str
     read: int = 0
     written: int = 0
     unchanged: int = 0
@@ -179,7 +183,7 @@ class RecordErrorEvent:
     run_id: str
     source_key: str
     error: str  # SyncError class name: RecordRejected, DependencyMissing, MappingError, ...
-    status: RecordStatus
+    status: str  # RecordStatus
     attempts: int = 1
     field: str = ""
     code: str = ""
@@ -220,12 +224,29 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes"}
 
 
+def _worker_owns_telemetry(env: Mapping[str, str]) -> bool:
+    """The Functions Python worker calls configure_azure_monitor() itself when one of these is true
+    (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY`` since worker PR #1621, ``PYTHON_ENABLE_OPENTELEMETRY``
+    before it)."""
+    return _truthy(env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY")) or _truthy(
+        env.get("PYTHON_ENABLE_OPENTELEMETRY"))
+
+
+def _sdk_meter_provider_installed() -> bool:
+    """Someone (the worker, a test, the host app) already installed a real MeterProvider."""
+    provider = metrics.get_meter_provider()
+    return type(provider).__module__.startswith("opentelemetry.sdk")
+
+
 class Telemetry:
     """Emits run events and metrics. Build one per process or per run and pass it in.
 
     ``meter`` and ``logger_factory`` are injectable for tests; ``configure`` replaces
     ``configure_azure_monitor`` (tests). ``worker_managed`` says the Functions worker already
-    configured Azure Monitor, in which case this class never configures it again.
+    configured Azure Monitor, in which case this class never configures it again; ``None`` (the
+    default) decides at first use from the process environment and from whether an SDK
+    ``MeterProvider`` is already installed — so ``Telemetry(connection_string)`` built inside a
+    function never double-instruments.
     """
 
     def __init__(
@@ -233,7 +254,7 @@ class Telemetry:
         connection_string: str | None = None,
         *,
         meter: metrics.Meter | None = None,
-        worker_managed: bool = False,
+        worker_managed: bool | None = None,
         configure: ConfigureFn | None = None,
         logger_factory: Callable[[str], logging.Logger] = logging.getLogger,
     ) -> None:
@@ -250,15 +271,18 @@ class Telemetry:
     def from_env(cls, env: Mapping[str, str], *, meter: metrics.Meter | None = None,
                  configure: ConfigureFn | None = None) -> Telemetry:
         """Build from app settings: the connection string and whether the worker owns OTel."""
-        worker = _truthy(env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY")) or _truthy(
-            env.get("PYTHON_ENABLE_OPENTELEMETRY"))
         return cls(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"), meter=meter,
-                   worker_managed=worker, configure=configure)
+                   worker_managed=_worker_owns_telemetry(env), configure=configure)
 
     @property
     def exporting(self) -> bool:
         """True when events leave the process (the worker or this class configured Azure Monitor)."""
-        return self._worker_managed or self._connection_string is not None
+        return self._is_worker_managed() or self._connection_string is not None
+
+    def _is_worker_managed(self) -> bool:
+        if self._worker_managed is None:
+            self._worker_managed = _worker_owns_telemetry(os.environ) or _sdk_meter_provider_installed()
+        return self._worker_managed
 
     def _ensure(self) -> dict[str, Any]:
         if self._instruments is not None:
@@ -288,7 +312,7 @@ class Telemetry:
 
     def _configure_once(self) -> None:
         global _configured_process  # noqa: PLW0603 - one exporter pipeline per process, by design
-        if self._worker_managed or self._connection_string is None:
+        if self._connection_string is None or self._is_worker_managed():
             return
         with _configure_lock:
             if _configured_process:

@@ -75,7 +75,8 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
     return out
 
 
-def test_run_event_is_one_log_record_with_every_field_as_a_dimension(tel: Telemetry, capture: _Capture) -> None:
+def test_run_event_is_one_log_record_with_every_field_as_a_dimension(
+        tel: Telemetry, capture: _Capture) -> None:
     tel.emit_run(_event())
     assert len(capture.records) == 1
     rec = capture.records[0]
@@ -163,8 +164,13 @@ def test_no_secret_leaves_the_process(tel: Telemetry, capture: _Capture, text: s
         assert SECRET not in repr(rec.__dict__)
 
 
-def test_message_is_capped() -> None:
-    assert len(_event(message="x" * 10_000).dimensions()["run_message"]) <= 2000  # type: ignore[arg-type]
+def test_message_is_capped_and_scrubbed_in_linear_time() -> None:
+    import time
+
+    started = time.perf_counter()
+    for text in ("x" * 100_000, "a=" * 50_000, "secret" * 20_000):
+        assert len(_event(message=text).dimensions()["run_message"]) <= 2000  # type: ignore[arg-type]
+    assert time.perf_counter() - started < 0.5
 
 
 # --- configuration of the Azure Monitor distro -------------------------------------------------
@@ -180,20 +186,22 @@ def test_configures_once_per_process_lazily_and_only_with_a_connection_string(
         fresh_process: None, reader: InMemoryMetricReader) -> None:
     calls: list[dict[str, Any]] = []
     meter = MeterProvider(metric_readers=[reader]).get_meter("t")
-    none = Telemetry(None, meter=meter, configure=lambda **kw: calls.append(kw))
+    none = Telemetry(None, meter=meter, worker_managed=False, configure=lambda **kw: calls.append(kw))
     none.emit_run(_event())
     assert calls == []
     a = Telemetry("InstrumentationKey=00000000-0000-0000-0000-000000000000", meter=meter,
-                  configure=lambda **kw: calls.append(kw))
+                  worker_managed=False, configure=lambda **kw: calls.append(kw))
     assert calls == []  # lazily: not at construction
     a.emit_run(_event())
     a.emit_run(_event())
-    b = Telemetry("InstrumentationKey=1", meter=meter, configure=lambda **kw: calls.append(kw))
+    b = Telemetry("InstrumentationKey=1", meter=meter, worker_managed=False,
+                  configure=lambda **kw: calls.append(kw))
     b.emit_run(_event())
     assert calls == [{"connection_string": "InstrumentationKey=00000000-0000-0000-0000-000000000000"}]
 
 
-@pytest.mark.parametrize("setting", ["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "PYTHON_ENABLE_OPENTELEMETRY"])
+@pytest.mark.parametrize("setting", [
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "PYTHON_ENABLE_OPENTELEMETRY"])
 def test_never_configures_when_the_functions_worker_owns_telemetry(
         fresh_process: None, reader: InMemoryMetricReader, setting: str) -> None:
     calls: list[dict[str, Any]] = []
@@ -202,6 +210,17 @@ def test_never_configures_when_the_functions_worker_owns_telemetry(
     t = Telemetry.from_env(env, meter=meter, configure=lambda **kw: calls.append(kw))
     t.emit_run(_event())
     assert calls == [] and t.exporting
+
+
+def test_default_detects_the_worker_from_the_process_environment(
+        fresh_process: None, reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """functions/runtime.py builds ``Telemetry(connection_string)``: inside the worker that must not
+    configure Azure Monitor a second time."""
+    calls: list[dict[str, Any]] = []
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    monkeypatch.setenv("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "true")
+    Telemetry("InstrumentationKey=3", meter=meter, configure=lambda **kw: calls.append(kw)).emit_run(_event())
+    assert calls == []
 
 
 def test_from_env_outside_the_worker_configures(fresh_process: None, reader: InMemoryMetricReader) -> None:
