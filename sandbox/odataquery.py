@@ -319,9 +319,9 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "lparen":
             self.take()
-            pred, eqs = self.or_expr()
+            inner, inner_eqs = self.or_expr()
             self.expect("rparen")
-            return pred, eqs
+            return inner, inner_eqs
         if tok.kind == "ident" and self.peek(1).kind == "lparen":
             return self.function_call(), {}
         left = self.operand()
@@ -424,15 +424,15 @@ class _Parser:
             self.expect("equals")
             if self.peek().kind == "lbracket":
                 self.take()
-                values: list[Any] = []
+                items: list[Any] = []
                 while self.peek().kind != "rbracket":
-                    values.append(self.arg_value())
+                    items.append(self.arg_value())
                     if self.peek().kind == "comma":
                         self.take()
                     elif self.peek().kind != "rbracket":
                         raise self.error(self.peek())
                 self.take()
-                args[key] = values
+                args[key] = items
             else:
                 args[key] = self.arg_value()
             if self.peek().kind == "comma":

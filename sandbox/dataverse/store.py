@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import gc
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -419,6 +420,9 @@ class DataverseStore:
                     index[values] = row_id
                 ids.append(row_id)
             table._sorted_ids = None
+        # Seed rows live for the whole run and hold no reference cycles: moving them out of the
+        # collector's view keeps full GC passes (50-100 ms with 100,000 wide rows) off page reads.
+        gc.freeze()
         return ids
 
     def lookup_annotations(self, info: TableInfo, row: Mapping[str, Any]) -> dict[str, str]:

@@ -129,9 +129,9 @@ def _fallback_validate(info: TableInfo, column: str, spec: Mapping[str, Any], va
             raise _type_error(info, column, value, edm)
         if isinstance(value, float) and not math.isfinite(value):
             raise _type_error(info, column, value, edm)
-        low = spec.get("min")
-        high = spec.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
+        min_value = spec.get("min")
+        max_value = spec.get("max")
+        if (min_value is not None and value < min_value) or (max_value is not None and value > max_value):
             raise _range_error(info, column, value)
         precision = spec.get("precision")
         if isinstance(precision, int) and kind != "Double" and isinstance(value, float):
@@ -167,8 +167,10 @@ def _fallback_validate(info: TableInfo, column: str, spec: Mapping[str, Any], va
 
 def _external_validator() -> Callable[..., Any] | None:
     """`sandbox.catalogue.validate_dataverse_value`, when the catalogue module provides it."""
+    import importlib
+
     try:
-        from sandbox import catalogue as catalogue_module
+        catalogue_module = importlib.import_module("sandbox.catalogue")
     except ImportError:
         return None
     fn = getattr(catalogue_module, "validate_dataverse_value", None)

@@ -650,3 +650,39 @@ def test_page_of_5000_from_100k_rows_is_fast() -> None:
         query = {"$skiptoken": unquote(token)}
     assert min(timings) < 0.1, timings
     assert quote  # keep import used
+
+
+def test_changeset_reference_after_return_representation(client: TestClient, store: DataverseStore) -> None:
+    rep_post = (
+        f"POST {B}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n"
+        "Prefer: return=representation\r\n\r\n" + json.dumps({"name": "Rep", "accountnumber": "R-1"})
+    )
+    body = batch_body(
+        [
+            [
+                ("1", rep_post),
+                ("2", post(f"{B}/contacts", {"lastname": "K", "parentcustomerid_account@odata.bind": "$1"})),
+            ]
+        ]
+    )
+    resp = send_batch(client, body)
+    assert resp.status_code == 200, resp.text
+    assert "HTTP/1.1 201 Created" in resp.text
+    (acc,) = store.find("accounts", accountnumber="R-1")
+    assert store.rows("contacts")[0]["_parentcustomerid_value"] == acc["accountid"]
+
+
+def test_python_api_duplicate_keys_and_tracking_during_paging(
+    client: TestClient, store: DataverseStore
+) -> None:
+    from sandbox.dataverse.store import DuplicateKey
+
+    ids = seed(store, 6)
+    with pytest.raises(DuplicateKey):
+        store.insert("accounts", {"name": "dup", "accountnumber": "a-00001"})
+    prefer = {"Prefer": "odata.track-changes,odata.maxpagesize=3"}
+    first = client.get(f"{B}/accounts?$select=name", headers=prefer).json()
+    store.update("accounts", ids[0], {"name": "changed during paging"})  # already delivered
+    last = client.get(first["@odata.nextLink"], headers=prefer).json()
+    delta = client.get(last["@odata.deltaLink"], headers=prefer).json()
+    assert [r["name"] for r in delta["value"]] == ["changed during paging"]
