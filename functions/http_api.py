@@ -13,10 +13,10 @@ from typing import Any
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from shared.settings import SettingsError
 
 from functions.runtime import build_run_queue, build_state, load_settings
 from shared.runqueue import RunRequest
-from shared.settings import SettingsError
 from shared.templates import TEMPLATE_NAMES, TEMPLATES, get_template
 
 bp = func.Blueprint()
@@ -104,8 +104,13 @@ def http_sync(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return _error(500, f"settings are invalid: {exc}")
     return _json(
-        {"run_id": request.run_id, "template": template, "mode": mode, "status": "queued",
-         "links": {"runs": f"/api/runs/{template}" if template != "all" else "/api/status"}},
+        {
+            "run_id": request.run_id,
+            "template": template,
+            "mode": mode,
+            "status": "queued",
+            "links": {"runs": f"/api/runs/{template}" if template != "all" else "/api/status"},
+        },
         202,
     )
 
@@ -120,17 +125,26 @@ def http_status(req: func.HttpRequest) -> func.HttpResponse:
         last = state.runs.latest(template.name)
         last_ok = state.runs.latest(template.name, status="succeeded")
         counts = state.errors.counts(template.name)
-        rows.append({
-            "template": template.name,
-            "last_run": None if last is None else {
-                "run_id": last.run_id, "status": last.status, "started_at": last.started_at,
-                "finished_at": last.finished_at, "counts": last.counts, "message": last.message,
-            },
-            "last_success_at": None if last_ok is None else last_ok.finished_at,
-            "lag_s": None if last_ok is None or last_ok.finished_at is None
-            else round((now - last_ok.finished_at).total_seconds(), 1),
-            "errors": counts,
-        })
+        rows.append(
+            {
+                "template": template.name,
+                "last_run": None
+                if last is None
+                else {
+                    "run_id": last.run_id,
+                    "status": last.status,
+                    "started_at": last.started_at,
+                    "finished_at": last.finished_at,
+                    "counts": last.counts,
+                    "message": last.message,
+                },
+                "last_success_at": None if last_ok is None else last_ok.finished_at,
+                "lag_s": None
+                if last_ok is None or last_ok.finished_at is None
+                else round((now - last_ok.finished_at).total_seconds(), 1),
+                "errors": counts,
+            }
+        )
     return _json({"templates": rows, "generated_at": now.isoformat()})
 
 
@@ -144,7 +158,9 @@ def http_runs(req: func.HttpRequest) -> func.HttpResponse:
     if isinstance(limit, func.HttpResponse):
         return limit
     state = build_state(load_settings())
-    return _json({"template": template, "runs": [r.as_dict() for r in state.runs.list(template, limit=limit)]})
+    return _json(
+        {"template": template, "runs": [r.as_dict() for r in state.runs.list(template, limit=limit)]}
+    )
 
 
 @bp.function_name(name="http_run")
@@ -177,8 +193,13 @@ def http_errors(req: func.HttpRequest) -> func.HttpResponse:
         return limit
     state = build_state(load_settings())
     records = state.errors.list(template, status=status, limit=limit)
-    return _json({"template": template, "counts": state.errors.counts(template),
-                  "errors": [r.as_dict() for r in records]})
+    return _json(
+        {
+            "template": template,
+            "counts": state.errors.counts(template),
+            "errors": [r.as_dict() for r in records],
+        }
+    )
 
 
 @bp.function_name(name="http_replay")

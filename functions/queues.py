@@ -28,6 +28,11 @@ def queue_run(msg: func.QueueMessage) -> None:
         outcomes = engine.run_all(trigger="queue", mode=request.mode, dry_run=request.dry_run)
         log.info("queued run of all templates: %s", [(o.template, o.status) for o in outcomes])
     else:
-        outcome = engine.run(request.template, trigger="queue", mode=request.mode,
-                             run_id=request.run_id, dry_run=request.dry_run)
+        outcome = engine.run(
+            request.template,
+            trigger="queue",
+            mode=request.mode,
+            run_id=request.run_id,
+            dry_run=request.dry_run,
+        )
         log.info("queued run %s of %s: %s", outcome.run_id, request.template, outcome.status)

@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 
 from azure.identity import DefaultAzureCredential
+from shared.settings import Settings
+from shared.state import StateStore
 
 from shared.engine import SyncEngine
 from shared.runqueue import RunQueue
-from shared.settings import Settings
-from shared.state import StateStore
 from shared.telemetry import Telemetry
 
 

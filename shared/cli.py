@@ -45,15 +45,33 @@ def _state(settings: Settings) -> StateStore:
 
 def _print_outcomes(console: Console, outcomes: Sequence[RunOutcome]) -> None:
     table = Table(title="runs")
-    for column in ("template", "run id", "status", "read", "written", "unchanged", "failed", "deferred",
-                   "parked", "requests", "seconds"):
+    for column in (
+        "template",
+        "run id",
+        "status",
+        "read",
+        "written",
+        "unchanged",
+        "failed",
+        "deferred",
+        "parked",
+        "requests",
+        "seconds",
+    ):
         table.add_column(column)
     for o in outcomes:
         requests = sum(int(m.get("requests", 0)) for m in o.requests.values())
-        table.add_row(o.template, o.run_id, o.status,
-                      *(str(o.counts.get(k, 0)) for k in ("read", "written", "unchanged", "failed",
-                                                         "deferred", "parked")),
-                      str(requests), f"{o.duration_s:.1f}")
+        table.add_row(
+            o.template,
+            o.run_id,
+            o.status,
+            *(
+                str(o.counts.get(k, 0))
+                for k in ("read", "written", "unchanged", "failed", "deferred", "parked")
+            ),
+            str(requests),
+            f"{o.duration_s:.1f}",
+        )
     console.print(table)
     for o in outcomes:
         if o.message:
@@ -76,7 +94,9 @@ def _print_dry_run(console: Console, outcomes: Sequence[RunOutcome]) -> None:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     settings = _settings(args)
-    engine = SyncEngine(settings, _state(settings), telemetry=Telemetry(settings.applicationinsights_connection_string))
+    engine = SyncEngine(
+        settings, _state(settings), telemetry=Telemetry(settings.applicationinsights_connection_string)
+    )
     mode = "full" if args.full else "incremental"
     names = [t.name for t in run_order()] if args.template == "all" else [get_template(args.template).name]
     outcomes: list[RunOutcome] = []
@@ -100,9 +120,15 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     for name in TEMPLATE_NAMES:
         last = state.runs.latest(name)
         counts = state.errors.counts(name)
-        table.add_row(name, last.run_id if last else "-", last.status if last else "never run",
-                      str(last.finished_at or "-") if last else "-", str(counts.get("retrying", 0)),
-                      str(counts.get("parked", 0)), (last.message if last else "")[:60])
+        table.add_row(
+            name,
+            last.run_id if last else "-",
+            last.status if last else "never run",
+            str(last.finished_at or "-") if last else "-",
+            str(counts.get("retrying", 0)),
+            str(counts.get("parked", 0)),
+            (last.message if last else "")[:60],
+        )
     console.print(table)
     return 0
 
@@ -113,8 +139,15 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     for column in ("run id", "trigger", "mode", "status", "started", "counts", "message"):
         table.add_column(column)
     for rec in state.runs.list(get_template(args.template).name, limit=args.limit):
-        table.add_row(rec.run_id, rec.trigger, rec.mode, rec.status, str(rec.started_at),
-                      json.dumps(rec.counts), (rec.message or "")[:60])
+        table.add_row(
+            rec.run_id,
+            rec.trigger,
+            rec.mode,
+            rec.status,
+            str(rec.started_at),
+            json.dumps(rec.counts),
+            (rec.message or "")[:60],
+        )
     console.print(table)
     return 0
 
@@ -125,8 +158,16 @@ def cmd_errors(args: argparse.Namespace, console: Console) -> int:
     for column in ("key", "company", "kind", "status", "attempts", "class", "field", "message"):
         table.add_column(column)
     for rec in state.errors.list(get_template(args.template).name, status=args.status, limit=args.limit):
-        table.add_row(rec.source_key, rec.company, rec.kind, rec.status, str(rec.attempts), rec.error_class,
-                      rec.field or "", rec.message[:100])
+        table.add_row(
+            rec.source_key,
+            rec.company,
+            rec.kind,
+            rec.status,
+            str(rec.attempts),
+            rec.error_class,
+            rec.field or "",
+            rec.message[:100],
+        )
     console.print(table)
     return 0
 
@@ -138,7 +179,9 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     requeued = state.errors.requeue(name, keys=args.keys or None)
     console.print(f"{requeued} record(s) of {name} queued for retry")
     if requeued and not args.no_run:
-        engine = SyncEngine(settings, state, telemetry=Telemetry(settings.applicationinsights_connection_string))
+        engine = SyncEngine(
+            settings, state, telemetry=Telemetry(settings.applicationinsights_connection_string)
+        )
         _print_outcomes(console, [engine.run(name, trigger="cli")])
     return 0
 
@@ -173,12 +216,18 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p2c", description="Prospect-to-cash sync: run, inspect, replay.")
-    parser.add_argument("--settings", type=Path, help="a local.settings.json-style file (else the environment)")
+    parser.add_argument(
+        "--settings", type=Path, help="a local.settings.json-style file (else the environment)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a template (or all, in dependency order)")
     run.add_argument("template", choices=["all", *TEMPLATE_NAMES])
-    run.add_argument("--full", action="store_true", help="ignore the checkpoint: re-read everything, write only changes")
-    run.add_argument("--dry-run", action="store_true", help="read and map, write nothing, show what would change")
+    run.add_argument(
+        "--full", action="store_true", help="ignore the checkpoint: re-read everything, write only changes"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="read and map, write nothing, show what would change"
+    )
     run.set_defaults(handler=cmd_run)
     status = sub.add_parser("status", help="last run and error counts per template")
     status.set_defaults(handler=cmd_status)

@@ -7,6 +7,8 @@ two, so it is a validated model.
 
 from __future__ import annotations
 
+import contextlib
+
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,7 +29,9 @@ class RunRequest(BaseModel):
     template: str
     mode: Literal["incremental", "full"] = "incremental"
     dry_run: bool = False
-    run_id: str = Field(default_factory=lambda: f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}")
+    run_id: str = Field(
+        default_factory=lambda: f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    )
     trigger: Literal["http", "queue", "cli", "timer", "demo"] = "http"
 
     @field_validator("template")
@@ -54,7 +58,9 @@ class RunQueue:
     @classmethod
     def from_account(cls, account: str, credential: Any, name: str = RUN_QUEUE) -> RunQueue:
         client = QueueClient(
-            f"https://{account}.queue.core.windows.net", name, credential=credential,
+            f"https://{account}.queue.core.windows.net",
+            name,
+            credential=credential,
             message_encode_policy=TextBase64EncodePolicy(),
         )
         return cls(client)
@@ -62,10 +68,8 @@ class RunQueue:
     def ensure(self) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self.client.create_queue()
-        except ResourceExistsError:
-            pass
 
     def enqueue(self, request: RunRequest) -> None:
         self.client.send_message(request.model_dump_json())

@@ -44,19 +44,27 @@ TEMPLATES: tuple[TemplateDef, ...] = (
         "contacts-to-customers", "Contacts to Customer (Sales to Fin and Ops)", "sales_to_fno", ("accounts",)
     ),
     TemplateDef(
-        "quotes", "Sales Quotes (Sales to Fin and Ops)", "sales_to_fno",
+        "quotes",
+        "Sales Quotes (Sales to Fin and Ops)",
+        "sales_to_fno",
         ("products", "accounts", "contacts-to-customers"),
     ),
     TemplateDef(
-        "orders-to-fno", "Sales Orders (Sales to Fin and Ops)", "sales_to_fno",
+        "orders-to-fno",
+        "Sales Orders (Sales to Fin and Ops)",
+        "sales_to_fno",
         ("products", "accounts", "contacts-to-customers"),
     ),
     TemplateDef(
-        "orders-to-sales", "Sales Orders (Fin and Ops to Sales)", "fno_to_sales",
+        "orders-to-sales",
+        "Sales Orders (Fin and Ops to Sales)",
+        "fno_to_sales",
         ("products", "accounts", "contacts-to-customers"),
     ),
     TemplateDef(
-        "invoices", "Sales Invoices (Fin and Ops to Sales)", "fno_to_sales",
+        "invoices",
+        "Sales Invoices (Fin and Ops to Sales)",
+        "fno_to_sales",
         ("products", "accounts", "contacts", "orders-to-sales"),
     ),
 )

@@ -22,6 +22,7 @@ from rich.table import Table
 from sandbox import Sandbox, SandboxConfig
 from sandbox.azurite import Azurite
 from sandbox.datagen import generate
+from sandbox.product_env import product_env
 from shared.engine import RunOutcome, SyncEngine
 from shared.settings import Settings
 from shared.state import StateStore
@@ -31,23 +32,15 @@ from shared.templates import run_order
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def demo_settings(sb: Sandbox, storage_connection_string: str, extra: dict[str, str] | None = None) -> Settings:
-    info = sb.info
-    env = {
-        "P2C_DATAVERSE_URL": info.dataverse_url,
-        "P2C_FINOPS_URL": info.finops_url,
-        "P2C_TENANT_ID": info.tenant_id,
-        "P2C_CLIENT_ID": info.client_id,
-        "P2C_CLIENT_SECRET": info.client_secret,
-        "P2C_AUTHORITY_HOST": info.authority_url,
-        "P2C_CA_BUNDLE": info.ca_file,
-        "P2C_STATE_STORAGE_CONNECTION_STRING": storage_connection_string,
-        "P2C_COMPANIES": "usmf=Contoso US,demf=Contoso Europe",
-        "P2C_DEFAULT_COMPANY": "usmf",
-        "P2C_MAPPINGS_DIR": str(ROOT / "mappings"),
-        "P2C_SCHEMA_CATALOGUE_DIR": str(ROOT / "sandbox" / "schemas"),
-    }
-    env.update(extra or {})
+def demo_settings(
+    sb: Sandbox, storage_connection_string: str, extra: dict[str, str] | None = None
+) -> Settings:
+    env = product_env(
+        sb.info,
+        storage_connection_string,
+        P2C_COMPANIES="usmf=Contoso US,demf=Contoso Europe",
+        **(extra or {}),
+    )
     return Settings.from_env(env)
 
 
@@ -56,50 +49,88 @@ def change_sales_side(sb: Sandbox) -> list[str]:
     notes: list[str] = []
     accounts = sorted(sb.dataverse.rows("accounts"), key=lambda r: str(r.get("accountnumber")))
     for row in accounts[:5]:
-        sb.dataverse.update("accounts", row["accountid"], {"telephone1": "+1 425 555 0199",
-                                                           "name": f"{row.get('name', '')} (renamed)"[:160]})
+        sb.dataverse.update(
+            "accounts",
+            row["accountid"],
+            {"telephone1": "+1 425 555 0199", "name": f"{row.get('name', '')} (renamed)"[:160]},
+        )
         notes.append(f"updated account {row.get('accountnumber')}")
-    new_id = sb.dataverse.insert("accounts", {
-        "accountnumber": "ACC-99001-DEMO01", "name": "Fabrikam Demo & Söhne", "address1_city": "Redmond",
-        "address1_country": "United States", "telephone1": "+1 425 555 0100",
-    })
+    new_id = sb.dataverse.insert(
+        "accounts",
+        {
+            "accountnumber": "ACC-99001-DEMO01",
+            "name": "Fabrikam Demo & Söhne",
+            "address1_city": "Redmond",
+            "address1_country": "United States",
+            "telephone1": "+1 425 555 0100",
+        },
+    )
     notes.append(f"created account ACC-99001-DEMO01 ({new_id})")
     if len(accounts) > 6:
         victim = accounts[6]
         sb.dataverse.delete("accounts", victim["accountid"])
-        notes.append(f"deleted account {victim.get('accountnumber')} (policy: keep the F&O customer, record it)")
+        notes.append(
+            f"deleted account {victim.get('accountnumber')} (policy: keep the F&O customer, record it)"
+        )
     return notes
 
 
 def summary_table(title: str, outcomes: list[RunOutcome]) -> Table:
     table = Table(title=title)
-    for column in ("template", "status", "read", "written", "unchanged", "failed", "deferred", "requests",
-                   "seconds", "checkpoint"):
-        table.add_column(column, justify="right" if column not in ("template", "status", "checkpoint") else "left")
+    for column in (
+        "template",
+        "status",
+        "read",
+        "written",
+        "unchanged",
+        "failed",
+        "deferred",
+        "requests",
+        "seconds",
+        "checkpoint",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("template", "status", "checkpoint") else "left"
+        )
     for o in outcomes:
         requests = sum(int(m.get("requests", 0)) for m in o.requests.values())
         cursor = ", ".join(str(t.get("cursor_after") or "-")[:38] for t in o.tasks) or "-"
-        table.add_row(o.template, o.status, *(str(o.counts.get(k, 0)) for k in
-                      ("read", "written", "unchanged", "failed", "deferred")),
-                      str(requests), f"{o.duration_s:.1f}", cursor)
+        table.add_row(
+            o.template,
+            o.status,
+            *(str(o.counts.get(k, 0)) for k in ("read", "written", "unchanged", "failed", "deferred")),
+            str(requests),
+            f"{o.duration_s:.1f}",
+            cursor,
+        )
     return table
 
 
 def run_demo(size: int, seed: int, report_path: Path, console: Console) -> dict[str, Any]:
-    report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "size": size, "seed": seed, "rounds": []}
+    report: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "size": size,
+        "seed": seed,
+        "rounds": [],
+    }
     with Azurite() as storage, Sandbox(SandboxConfig(seed=seed)) as sb:
         t0 = time.monotonic()
         dataset = generate(size=size, seed=seed)
         sb.load(dataset)
-        console.print(f"[bold]sandbox[/] Dataverse {sb.info.dataverse_url}  F&O {sb.info.finops_url}  "
-                      f"(seeded {dataset.counts()} in {time.monotonic() - t0:.1f}s)")
+        console.print(
+            f"[bold]sandbox[/] Dataverse {sb.info.dataverse_url}  F&O {sb.info.finops_url}  "
+            f"(seeded {dataset.counts()} in {time.monotonic() - t0:.1f}s)"
+        )
         settings = demo_settings(sb, storage.connection_string)
         state = StateStore.from_settings(settings)
         state.ensure()
         engine = SyncEngine(settings, state, telemetry=Telemetry(None))
         templates = [t.name for t in run_order() if (Path(settings.mappings_dir) / t.mapping_file).exists()]
-        for round_no, title in ((1, "first run (initial load)"), (2, "second run (after changes)"),
-                                (3, "third run (nothing changed)")):
+        for round_no, title in (
+            (1, "first run (initial load)"),
+            (2, "second run (after changes)"),
+            (3, "third run (nothing changed)"),
+        ):
             changes: list[str] = []
             if round_no == 2:
                 changes = change_sales_side(sb)
@@ -110,15 +141,23 @@ def run_demo(size: int, seed: int, report_path: Path, console: Console) -> dict[
             for o in outcomes:
                 if o.message:
                     console.print(f"  [yellow]{o.template}[/]: {o.message}")
-            report["rounds"].append({"round": round_no, "title": title, "changes": changes,
-                                     "runs": [o.as_dict() for o in outcomes]})
+            report["rounds"].append(
+                {
+                    "round": round_no,
+                    "title": title,
+                    "changes": changes,
+                    "runs": [o.as_dict() for o in outcomes],
+                }
+            )
         errors = {name: [e.as_dict() for e in state.errors.list(name, limit=20)] for name in templates}
         report["errors"] = errors
         shown = [(n, e) for n, es in errors.items() for e in es][:10]
         if shown:
             console.print("[bold]failed or deferred records (first 10), each with its reason:[/]")
             for name, err in shown:
-                console.print(f"  {name} {err.get('source_key')}: {err.get('error_class')}: {err.get('message')}")
+                console.print(
+                    f"  {name} {err.get('source_key')}: {err.get('error_class')}: {err.get('message')}"
+                )
     report["finished_at"] = datetime.now(UTC).isoformat()
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=2, default=str))

@@ -109,7 +109,9 @@ class TaskPipeline:
             source_id = self._source_id(row)
             if duplicate_of is not None and source_id is not None and duplicate_of != source_id:
                 self._fail(
-                    record.source_key, row, "DuplicateSourceKey",
+                    record.source_key,
+                    row,
+                    "DuplicateSourceKey",
                     f"natural key {record.source_key!r} is used by two source records "
                     f"({duplicate_of} and {source_id}); the first one was synced, fix the duplicate",
                     field_name=None,
@@ -145,8 +147,9 @@ class TaskPipeline:
             return
         if scope.dry_run:
             for plan in plans:
-                scope.report("would_update" if plan.exists else "would_create", plan.source_key,
-                             payload=plan.payload)
+                scope.report(
+                    "would_update" if plan.exists else "would_create", plan.source_key, payload=plan.payload
+                )
                 scope.counts.add(written=0)
             scope.dry_run_plans.extend((spec.task, spec.company, plan) for plan in plans)
             return
@@ -184,14 +187,21 @@ class TaskPipeline:
             else:
                 error = res.error or RuntimeError("the service gave no outcome for this record")
                 self._fail(
-                    plan.source_key, plan.payload, type(error).__name__, str(error),
+                    plan.source_key,
+                    plan.payload,
+                    type(error).__name__,
+                    str(error),
                     field_name=getattr(error, "field", None),
                 )
         for plan in plans:
             if plan.source_key not in seen:
-                self._fail(plan.source_key, plan.payload, "Transient",
-                           "the service returned no outcome for this record; it will be retried",
-                           field_name=None)
+                self._fail(
+                    plan.source_key,
+                    plan.payload,
+                    "Transient",
+                    "the service returned no outcome for this record; it will be retried",
+                    field_name=None,
+                )
         if entries:
             scope.state.crosswalk.put_many(spec.pair, spec.company, entries)
 
@@ -204,9 +214,10 @@ class TaskPipeline:
         for source_id in deleted_ids:
             scope.counts.add(deleted=1)
             scope.report(
-                "source_deleted", source_id,
+                "source_deleted",
+                source_id,
                 message=f"deleted in the source; delete_policy '{spec.delete_policy}': "
-                        "the target record is kept and this deletion is recorded",
+                "the target record is kept and this deletion is recorded",
             )
 
     # -- retry store ----------------------------------------------------------------------------
@@ -216,7 +227,8 @@ class TaskPipeline:
         if scope.dry_run:
             return
         due = [
-            rec for rec in scope.state.errors.due(spec.template, scope.now(), limit=scope.retry_limit)
+            rec
+            for rec in scope.state.errors.due(spec.template, scope.now(), limit=scope.retry_limit)
             if rec.task == spec.task and rec.company == spec.company
         ]
         if not due:
@@ -225,7 +237,7 @@ class TaskPipeline:
         found: set[str] = set()
         for start in range(0, len(keys), RETRY_BATCH):
             scope.guard()
-            chunk = keys[start:start + RETRY_BATCH]
+            chunk = keys[start : start + RETRY_BATCH]
             for rows in spec.source.fetch_by_keys(chunk, spec.company):
                 for row in rows:
                     hint = self._key_hint(row)
@@ -250,8 +262,13 @@ class TaskPipeline:
                 self._fail(key, row, "ReferenceMissing", str(missing), field_name=None)
             return None
         if isinstance(outcome, MappingFailure):
-            self._fail(outcome.source_key or self._key_hint(row), row, "MappingError", outcome.reason,
-                       field_name=outcome.field)
+            self._fail(
+                outcome.source_key or self._key_hint(row),
+                row,
+                "MappingError",
+                outcome.reason,
+                field_name=outcome.field,
+            )
             return None
         return outcome
 
@@ -273,12 +290,25 @@ class TaskPipeline:
         self._record_error(key, payload, "failed", error_class, message, field_name, missing=None)
 
     def _defer(self, key: str, payload: Any, missing: ReferenceMissing) -> None:
-        self._record_error(key, payload, "deferred", "DependencyMissing", str(missing), None,
-                           missing=f"{missing.entity}.{missing.by}={missing.value}")
+        self._record_error(
+            key,
+            payload,
+            "deferred",
+            "DependencyMissing",
+            str(missing),
+            None,
+            missing=f"{missing.entity}.{missing.by}={missing.value}",
+        )
 
     def _record_error(
-        self, key: str, payload: Any, kind: str, error_class: str, message: str,
-        field_name: str | None, missing: str | None,
+        self,
+        key: str,
+        payload: Any,
+        kind: str,
+        error_class: str,
+        message: str,
+        field_name: str | None,
+        missing: str | None,
     ) -> None:
         scope, spec = self.scope, self.spec
         excerpt = scope.excerpt(payload, PAYLOAD_EXCERPT_CHARS)
@@ -300,13 +330,21 @@ class TaskPipeline:
         )
         self._open_errors.add(key)
         if saved.status == "parked":
-            scope.counts.add(parked=1, failed=1 if kind == "failed" else 0, deferred=1 if kind != "failed" else 0)
+            scope.counts.add(
+                parked=1, failed=1 if kind == "failed" else 0, deferred=1 if kind != "failed" else 0
+            )
         elif kind == "failed":
             scope.counts.add(failed=1)
         else:
             scope.counts.add(deferred=1)
-        scope.report(kind if saved.status != "parked" else "parked", key, error_class=error_class,
-                     message=scope.scrub(message), field=field_name, attempts=saved.attempts)
+        scope.report(
+            kind if saved.status != "parked" else "parked",
+            key,
+            error_class=error_class,
+            message=scope.scrub(message),
+            field=field_name,
+            attempts=saved.attempts,
+        )
         log.info("%s %s/%s %s: %s", kind, spec.template, spec.task, key, scope.scrub(message))
 
     def _resolve(self, key: str, why: str) -> None:

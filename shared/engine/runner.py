@@ -121,8 +121,14 @@ class SyncEngine:
         finally:
             lock.release()
 
-    def run_all(self, *, trigger: str = "timer", mode: str = "incremental",
-                names: list[str] | None = None, dry_run: bool = False) -> list[RunOutcome]:
+    def run_all(
+        self,
+        *,
+        trigger: str = "timer",
+        mode: str = "incremental",
+        names: list[str] | None = None,
+        dry_run: bool = False,
+    ) -> list[RunOutcome]:
         outcomes = []
         for template in run_order(names):
             if not (Path(self.settings.mappings_dir) / template.mapping_file).exists():
@@ -132,28 +138,56 @@ class SyncEngine:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _skipped(self, template: TemplateDef, run_id: str, trigger: str, mode: str, started: datetime) -> RunOutcome:
-        message = (f"another run of '{template.name}' holds the lock (a timer run or a manual run is "
-                   "still in progress); this run was skipped")
+    def _skipped(
+        self, template: TemplateDef, run_id: str, trigger: str, mode: str, started: datetime
+    ) -> RunOutcome:
+        message = (
+            f"another run of '{template.name}' holds the lock (a timer run or a manual run is "
+            "still in progress); this run was skipped"
+        )
         finished = self.clock()
         record = RunRecord(
-            template=template.name, run_id=run_id, trigger=trigger, mode=mode, status="skipped",
-            started_at=started, finished_at=finished, counts={}, companies=[], message=message,
+            template=template.name,
+            run_id=run_id,
+            trigger=trigger,
+            mode=mode,
+            status="skipped",
+            started_at=started,
+            finished_at=finished,
+            counts={},
+            companies=[],
+            message=message,
         )
         self.state.runs.finish(record)
-        outcome = RunOutcome(template.name, run_id, "skipped", trigger, mode, started, finished, {}, message=message)
+        outcome = RunOutcome(
+            template.name, run_id, "skipped", trigger, mode, started, finished, {}, message=message
+        )
         self._emit(outcome, company="*", lag=None)
         log.warning(message)
         return outcome
 
     def _run_locked(
-        self, template: TemplateDef, run_id: str, trigger: str, mode: str, dry_run: bool,
-        started: datetime, lock: Any,
+        self,
+        template: TemplateDef,
+        run_id: str,
+        trigger: str,
+        mode: str,
+        dry_run: bool,
+        started: datetime,
+        lock: Any,
     ) -> RunOutcome:
         companies = self._companies(template)
         record = RunRecord(
-            template=template.name, run_id=run_id, trigger=trigger, mode=mode, status="running",
-            started_at=started, finished_at=None, counts={}, companies=companies, message="",
+            template=template.name,
+            run_id=run_id,
+            trigger=trigger,
+            mode=mode,
+            status="running",
+            started_at=started,
+            finished_at=None,
+            counts={},
+            companies=companies,
+            message="",
         )
         self.state.runs.start(record)
         counts = RunCounts()
@@ -174,10 +208,18 @@ class SyncEngine:
                     clients_budget.check()
 
             scope = RunScope(
-                template=template.name, run_id=run_id, mode=mode, dry_run=dry_run, state=self.state,
-                resolver=self._resolver(clients), guard=guard,
-                park_after=self.settings.park_after_attempts, secrets=self._secrets(),
-                report_sink=report, clock=self.clock, counts=counts,
+                template=template.name,
+                run_id=run_id,
+                mode=mode,
+                dry_run=dry_run,
+                state=self.state,
+                resolver=self._resolver(clients),
+                guard=guard,
+                park_after=self.settings.park_after_attempts,
+                secrets=self._secrets(),
+                report_sink=report,
+                clock=self.clock,
+                counts=counts,
             )
             for task in mapping.tasks:
                 for company in companies:
@@ -190,8 +232,10 @@ class SyncEngine:
             status, message = "failed", f"run lock lost, writing stopped: {exc}"
         except BudgetExhausted as exc:
             status = "partial"
-            message = (f"time budget of {self.settings.run_time_budget_seconds}s spent; the checkpoint "
-                       f"was not advanced past unwritten changes, the next run continues ({exc})")
+            message = (
+                f"time budget of {self.settings.run_time_budget_seconds}s spent; the checkpoint "
+                f"was not advanced past unwritten changes, the next run continues ({exc})"
+            )
         except SyncError as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a run never crashes its trigger; the reason is recorded
@@ -211,18 +255,46 @@ class SyncEngine:
         record.requests = {k: v for k, v in requests.items()}
         self.state.runs.finish(record)
         outcome = RunOutcome(
-            template.name, run_id, status, trigger, mode, started, finished, counts.as_dict(), requests,
-            tasks=[{"task": t.task, "company": t.company, "cursor_before": _short(t.cursor_before),
-                    "cursor_after": _short(t.cursor_after), "restarted": t.restarted, "notes": t.notes}
-                   for t in tasks],
+            template.name,
+            run_id,
+            status,
+            trigger,
+            mode,
+            started,
+            finished,
+            counts.as_dict(),
+            requests,
+            tasks=[
+                {
+                    "task": t.task,
+                    "company": t.company,
+                    "cursor_before": _short(t.cursor_before),
+                    "cursor_after": _short(t.cursor_after),
+                    "restarted": t.restarted,
+                    "notes": t.notes,
+                }
+                for t in tasks
+            ],
             message=message,
             dry_run_changes=[
-                {"task": task, "company": company, "key": plan.source_key,
-                 "action": "update" if plan.exists else "create", "payload": plan.payload}
+                {
+                    "task": task,
+                    "company": company,
+                    "key": plan.source_key,
+                    "action": "update" if plan.exists else "create",
+                    "payload": plan.payload,
+                }
                 for task, company, plan in (scope.dry_run_plans if scope is not None else [])
             ],
         )
-        log.info("run %s %s: %s in %.1fs %s", template.name, run_id, status, time.monotonic() - t0, counts.as_dict())
+        log.info(
+            "run %s %s: %s in %.1fs %s",
+            template.name,
+            run_id,
+            status,
+            time.monotonic() - t0,
+            counts.as_dict(),
+        )
         self._emit(outcome, company=",".join(companies), lag=self._checkpoint_lag(template, companies))
         return outcome
 
@@ -232,31 +304,46 @@ class SyncEngine:
         return [c.id for c in self.settings.companies]
 
     def _task_view(
-        self, template: TemplateDef, mapping: CompiledMapping, task: TaskMapping, company: str,
+        self,
+        template: TemplateDef,
+        mapping: CompiledMapping,
+        task: TaskMapping,
+        company: str,
         clients: ServiceClients,
     ) -> TaskSpecView:
         source: Source
         target: Target
         src, tgt = task.source, task.target
         if src.service == "dataverse":
-            source = DataverseChangeSource(clients.dataverse, src.entity_set, src.select, src.key)
             source_id_field = self.catalogue.dataverse_table_by_set(src.entity_set).primary_id
+            source = DataverseChangeSource(
+                clients.dataverse, src.entity_set, src.select, src.key, source_id_field
+            )
         elif task.cursor is not None:
             from datetime import timedelta
 
             source = FinOpsDateCursorSource(
-                clients.finops, src.entity_set, src.select, src.key, task.cursor,
-                timedelta(days=self.settings.invoice_lookback_days), clock=self.clock,
+                clients.finops,
+                src.entity_set,
+                src.select,
+                src.key,
+                task.cursor,
+                timedelta(days=self.settings.invoice_lookback_days),
+                clock=self.clock,
             )
             source_id_field = None
         else:
-            source = FinOpsSnapshotSource(clients.finops, src.entity_set, src.select, src.key, clock=self.clock)
+            source = FinOpsSnapshotSource(
+                clients.finops, src.entity_set, src.select, src.key, clock=self.clock
+            )
             source_id_field = None
         if tgt.service == "finops":
             target = FinOpsTarget(clients.finops, tgt.entity_set)
         else:
             table = self.catalogue.dataverse_table_by_set(tgt.entity_set)
-            target = DataverseTarget(clients.dataverse, table.logical_name, tgt.entity_set, table.supports_multiple)
+            target = DataverseTarget(
+                clients.dataverse, table.logical_name, tgt.entity_set, table.supports_multiple
+            )
         return TaskSpecView(
             template=template.name,
             task=task.name,
@@ -310,12 +397,24 @@ class SyncEngine:
         retries = sum(int(m.get("retries", 0)) for m in outcome.requests.values())
         self.telemetry.emit_run(
             RunEvent(
-                template=outcome.template, company=company, run_id=outcome.run_id, trigger=outcome.trigger,
-                mode=outcome.mode, outcome=outcome.status, read=counts.get("read", 0),
-                written=counts.get("written", 0), unchanged=counts.get("unchanged", 0),
-                failed=counts.get("failed", 0), deferred=counts.get("deferred", 0),
-                parked=counts.get("parked", 0), requests=requests, throttled=throttled, retries=retries,
-                duration_s=outcome.duration_s, checkpoint_lag_s=lag, message=outcome.message,
+                template=outcome.template,
+                company=company,
+                run_id=outcome.run_id,
+                trigger=outcome.trigger,
+                mode=outcome.mode,
+                outcome=outcome.status,
+                read=counts.get("read", 0),
+                written=counts.get("written", 0),
+                unchanged=counts.get("unchanged", 0),
+                failed=counts.get("failed", 0),
+                deferred=counts.get("deferred", 0),
+                parked=counts.get("parked", 0),
+                requests=requests,
+                throttled=throttled,
+                retries=retries,
+                duration_s=outcome.duration_s,
+                checkpoint_lag_s=lag,
+                message=outcome.message,
             )
         )
 

@@ -22,16 +22,27 @@ from shared.odata.filters import F, Filter
 class DataverseChangeSource:
     """Sales rows changed since the delta link (None → full tracked read)."""
 
-    def __init__(self, client: DataverseClient, entity_set: str, select: Sequence[str], key_column: str) -> None:
+    def __init__(
+        self,
+        client: DataverseClient,
+        entity_set: str,
+        select: Sequence[str],
+        key_column: str,
+        primary_id: str,
+    ) -> None:
         self.client = client
         self.entity_set = entity_set
-        self.select = list(select)
+        self.primary_id = primary_id
+        # the primary id always travels with a row: deletes and duplicate checks are by id
+        self.select = list(dict.fromkeys([primary_id, *select]))
         self.key_column = key_column
 
     def read(self, cursor: str | None, company: str) -> Iterator[SourcePage]:
         for page in self.client.read_changes(self.entity_set, self.select, cursor):
             yield SourcePage(
-                rows=page.rows, deleted_ids=list(page.deleted_ids), cursor=page.delta_link,
+                rows=page.rows,
+                deleted_ids=list(page.deleted_ids),
+                cursor=page.delta_link,
                 restarted=page.restarted,
             )
 
@@ -41,11 +52,7 @@ class DataverseChangeSource:
         if natural:
             yield from self.client.query(self.entity_set, self.select, filter=F.in_(self.key_column, natural))
         if by_id:
-            primary = self.client_primary_id()
-            yield from self.client.query(self.entity_set, self.select, filter=F.in_(primary, by_id))
-
-    def client_primary_id(self) -> str:
-        return self.entity_set[:-1] + "id" if self.entity_set.endswith("s") else self.entity_set + "id"
+            yield from self.client.query(self.entity_set, self.select, filter=F.in_(self.primary_id, by_id))
 
 
 class FinOpsSnapshotSource:
@@ -77,7 +84,10 @@ class FinOpsSnapshotSource:
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
         if keys:
             yield from self.client.read_company(
-                self.entity_set, self.select, company, filter=F.in_(self.key_column, list(keys), dialect="finops")
+                self.entity_set,
+                self.select,
+                company,
+                filter=F.in_(self.key_column, list(keys)),
             )
 
 
@@ -118,5 +128,8 @@ class FinOpsDateCursorSource:
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
         if keys:
             yield from self.client.read_company(
-                self.entity_set, self.select, company, filter=F.in_(self.key_column, list(keys), dialect="finops")
+                self.entity_set,
+                self.select,
+                company,
+                filter=F.in_(self.key_column, list(keys)),
             )

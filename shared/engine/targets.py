@@ -41,7 +41,10 @@ class DataverseTarget:
             DataverseWrite(source_key=r.source_key, target_id=r.target_id or "", payload=r.payload)
             for r in records
         ]
-        outcomes = self.client.upsert_many(self.table, self.entity_set, writes,
-                                           supports_multiple=self.supports_multiple)
-        return [WriteResult(o.source_key, o.ok, str(o.target_id) if o.target_id else None, o.created, o.error)
-                for o in outcomes]
+        outcomes = self.client.upsert_many(
+            self.table, self.entity_set, writes, supports_multiple=self.supports_multiple
+        )
+        return [
+            WriteResult(o.source_key, o.ok, str(o.target_id) if o.target_id else None, o.created, o.error)
+            for o in outcomes
+        ]

@@ -8,6 +8,7 @@ next timer run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared.auth import build_auth
 from shared.dataverse import DataverseClient
@@ -45,13 +46,14 @@ def build_service_clients(settings: Settings, budget: TimeBudget | None = None) 
     https: list[ServiceHttp] = []
     metrics: dict[str, RequestMetrics] = {}
 
-    def service(name: str, base_url: str, scope: str) -> ServiceHttp:
+    def service(name: Literal["dataverse", "finops"], base_url: str, scope: str) -> ServiceHttp:
         auth = build_auth(settings, scope)
         client = build_client(settings, auth, base_url)
         m = RequestMetrics()
         metrics[name] = m
         svc = ServiceHttp(
             client,
+            service=name,
             policy=RetryPolicy(max_retries=settings.max_retries),
             budget=budget,
             limiter=AdaptiveLimiter(settings.max_concurrency),
@@ -64,12 +66,16 @@ def build_service_clients(settings: Settings, budget: TimeBudget | None = None) 
     fo_http = service("finops", settings.finops_data_url, settings.finops_scope)
     return ServiceClients(
         dataverse=DataverseClient(
-            dv_http, settings.dataverse_api_url,
-            page_size=settings.dataverse_page_size, bulk_size=settings.dataverse_bulk_size,
+            dv_http,
+            settings.dataverse_api_url,
+            page_size=settings.dataverse_page_size,
+            bulk_size=settings.dataverse_bulk_size,
         ),
         finops=FinOpsClient(
-            fo_http, settings.finops_data_url,
-            page_size=settings.finops_page_size, batch_size=settings.finops_batch_size,
+            fo_http,
+            settings.finops_data_url,
+            page_size=settings.finops_page_size,
+            batch_size=settings.finops_batch_size,
         ),
         metrics=metrics,
         budget=budget,
