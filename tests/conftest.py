@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.storage", "tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.storage", "tests.fixtures.sandbox", "tests.fixtures.product"]

@@ -63,6 +63,7 @@ def change_sales_side(sb: Sandbox) -> list[str]:
             "address1_city": "Redmond",
             "address1_country": "United States",
             "telephone1": "+1 425 555 0100",
+            "_transactioncurrencyid_value": accounts[0].get("_transactioncurrencyid_value"),
         },
     )
     notes.append(f"created account ACC-99001-DEMO01 ({new_id})")

@@ -1,0 +1,91 @@
+"""Crosswalk against Azurite: batched look-ups, ≤100-row transactions, reverse rows, awkward keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.state import CrosswalkEntry, StateStore
+from shared.state.crosswalk import KEYS_PER_QUERY
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+AWKWARD = ["a/b#c?d\\e", "Ünïcödé ключ 客户 😀", "k" * 2000, "tab\tand\x01ctl", "O'Brien|x", "~7E"]
+
+
+def entry(key: str, n: int = 0, target: str | None = None) -> CrosswalkEntry:
+    return CrosswalkEntry(
+        source_key=key,
+        target_key=target if target is not None else f"T-{key}",
+        target_id=f"id-{n}",
+        hash=f"h{n}",
+        synced_at=NOW,
+        origin=f"origin-{n}",
+    )
+
+
+def test_put_many_250_and_get_many(state: StateStore) -> None:
+    entries = [entry(f"CUST-{i:04d}", i) for i in range(250)]
+    state.crosswalk.put_many("accounts>customers", "usmf", entries)
+    assert state.crosswalk.count("accounts>customers", "usmf") == 250
+    wanted = [f"CUST-{i:04d}" for i in range(0, 250, 3)] + ["MISSING-1", "MISSING-2"]
+    found = state.crosswalk.get_many("accounts>customers", "usmf", wanted)
+    assert set(found) == {k for k in wanted if not k.startswith("MISSING")}
+    assert len(found) > KEYS_PER_QUERY  # several chunks were needed
+    got = found["CUST-0099"]
+    assert got == entry("CUST-0099", 99)
+    assert got.synced_at.tzinfo is not None
+    assert sorted(e.source_key for e in state.crosswalk.iter("accounts>customers", "usmf")) == sorted(
+        e.source_key for e in entries
+    )
+
+
+def test_get_many_is_scoped_to_pair_and_company(state: StateStore) -> None:
+    state.crosswalk.put_many("p", "usmf", [entry("K1", 1)])
+    state.crosswalk.put_many("p", "demf", [entry("K1", 2)])
+    assert state.crosswalk.get_many("p", "usmf", ["K1"])["K1"].target_id == "id-1"
+    assert state.crosswalk.get_many("p", "demf", ["K1"])["K1"].target_id == "id-2"
+    assert state.crosswalk.get_many("other", "usmf", ["K1"]) == {}
+    assert state.crosswalk.get_many("p", "usmf", []) == {}
+
+
+def test_awkward_keys_round_trip(state: StateStore) -> None:
+    entries = [entry(k, i) for i, k in enumerate(AWKWARD)]
+    state.crosswalk.put_many("pair/with#odd?chars", "us|mf", entries)
+    found = state.crosswalk.get_many("pair/with#odd?chars", "us|mf", AWKWARD + AWKWARD[:2])
+    assert set(found) == set(AWKWARD)
+    for i, key in enumerate(AWKWARD):
+        assert found[key] == entry(key, i)
+        assert state.crosswalk.get("pair/with#odd?chars", "us|mf", key) == entry(key, i)
+        assert state.crosswalk.by_target("pair/with#odd?chars", "us|mf", f"T-{key}") == entry(key, i)
+    # a long key that shares the hashed prefix is still a different key
+    assert state.crosswalk.get("pair/with#odd?chars", "us|mf", "k" * 1999 + "j") is None
+
+
+def test_upsert_replaces_and_last_duplicate_wins(state: StateStore) -> None:
+    state.crosswalk.put_many("p", "usmf", [entry("K", 1)])
+    state.crosswalk.put_many("p", "usmf", [entry("K", 2), entry("K", 3)])
+    assert state.crosswalk.get("p", "usmf", "K") == entry("K", 3)
+    deleted = entry("K", 4)
+    deleted.deleted = True
+    state.crosswalk.put_many("p", "usmf", [deleted])
+    got = state.crosswalk.get("p", "usmf", "K")
+    assert got is not None and got.deleted
+    assert state.crosswalk.count("p", "usmf") == 1  # reverse rows are not counted
+
+
+def test_by_target_ignores_a_stale_reverse_row(state: StateStore) -> None:
+    state.crosswalk.put_many("p", "usmf", [entry("S1", 1, target="OLD")])
+    assert state.crosswalk.by_target("p", "usmf", "OLD") == entry("S1", 1, target="OLD")
+    state.crosswalk.put_many("p", "usmf", [entry("S1", 2, target="NEW")])
+    assert state.crosswalk.by_target("p", "usmf", "OLD") is None
+    assert state.crosswalk.by_target("p", "usmf", "NEW") == entry("S1", 2, target="NEW")
+    assert state.crosswalk.by_target("p", "usmf", "NEVER") is None
+
+
+def test_entries_without_target_key_have_no_reverse_row(state: StateStore) -> None:
+    state.crosswalk.put_many("p", "usmf", [entry("S", 1, target="")])
+    assert state.crosswalk.by_target("p", "usmf", "") is None
+    assert state.crosswalk.get("p", "usmf", "S") is not None
