@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
-def err(key: str = "CUST-1", *, kind: str = "failed", company: str = "usmf", task: str = "customers") -> ErrorRecord:
+def err(
+    key: str = "CUST-1", *, kind: str = "failed", company: str = "usmf", task: str = "customers"
+) -> ErrorRecord:
     return ErrorRecord(
         template="accounts",
         source_key=key,
@@ -105,7 +107,8 @@ def test_requeue_selected_keys_only(state: StateStore) -> None:
         state.errors.record(err(key), park_after=1, now=T0)
     assert state.errors.counts("accounts")["parked"] == 3
     assert state.errors.requeue("accounts", keys=["a/b#c?d\\e", "C", "unknown"], now=T0) == 2
-    assert sorted(r.source_key for r in state.errors.list("accounts", status="retrying")) == ["C", "a/b#c?d\\e"]
+    retrying = state.errors.list("accounts", status="retrying")
+    assert sorted(r.source_key for r in retrying) == ["C", "a/b#c?d\\e"]
     assert [r.source_key for r in state.errors.list("accounts", status="parked")] == ["B"]
 
 

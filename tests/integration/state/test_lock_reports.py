@@ -70,9 +70,27 @@ def test_broken_lease_is_detected(state: StateStore) -> None:
         assert wait_until(lambda: lock.lost)
         with pytest.raises(LeaseLost, match="quotes"):
             lock.check()
+        assert lock.acquire() is True  # a lost lock can be taken afresh once the lease is free
+        lock.check()
+        assert state.lock("quotes").acquire() is False
     finally:
-        lock.release()  # no error although the lease is gone
-    assert state.lock("quotes").acquire() is True
+        lock.release()
+    fresh = state.lock("quotes")
+    assert fresh.acquire() is True
+    fresh.release()
+
+
+def test_break_lease_frees_a_crashed_holders_lock(state: StateStore) -> None:
+    assert state.lock("never-locked").break_lease() is False  # no blob yet
+    crashed = state.lock("contacts")
+    assert crashed.acquire()
+    crashed._stop.set()  # the holder "crashes": no more renewals, no release
+    assert state.lock("contacts").acquire() is False
+    assert state.lock("contacts").break_lease() is True
+    successor = state.lock("contacts")
+    assert successor.acquire() is True
+    successor.release()
+    assert state.lock("contacts").break_lease() is False  # released: nothing held
 
 
 def test_unrenewed_lease_counts_as_lost(state: StateStore) -> None:

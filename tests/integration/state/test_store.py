@@ -12,7 +12,9 @@ from shared.state import StateStore
 pytestmark = pytest.mark.integration
 
 
-def test_ensure_creates_everything_and_is_idempotent(azurite_connection_string: str, unique_name: str) -> None:
+def test_ensure_creates_everything_and_is_idempotent(
+    azurite_connection_string: str, unique_name: str
+) -> None:
     store = StateStore.from_connection_string(azurite_connection_string, prefix=f"e{unique_name}")
     store.ensure()
     store.ensure()
