@@ -18,13 +18,15 @@ pytestmark = pytest.mark.integration
 
 COMPANY = "usmf"
 
+# F&O's AddressCountryRegionISOCode holds ISO 3166 alpha-2 codes; a blank primary country is the
+# template's default United States (templates.md §1 row 8), a blank delivery country stays blank.
 COUNTRY_ISO = {
-    None: "USA",  # blank country → USA (legacy template default, templates.md §1 row 8)
-    "United States": "USA",
-    "Canada": "CAN",
-    "United Kingdom": "GBR",
-    "Germany": "DEU",
-    "France": "FRA",
+    None: "US",
+    "United States": "US",
+    "Canada": "CA",
+    "United Kingdom": "GB",
+    "Germany": "DE",
+    "France": "FR",
 }
 
 
@@ -41,7 +43,7 @@ def expected_customer(account: dict[str, Any], currency_by_id: dict[str, str]) -
         "CustomerGroupId": "10",
         "PrimaryContactFax": account.get("fax"),
         "OrganizationNumberOfEmployees": account.get("numberofemployees"),
-        "SalesCurrencyCode": currency_by_id[account["_transactioncurrencyid_value"]],
+        "SalesCurrencyCode": currency_by_id.get(account.get("_transactioncurrencyid_value") or "", "USD"),
         "AddressCity": account.get("address1_city"),
         "AddressCountryRegionISOCode": COUNTRY_ISO[account.get("address1_country")],
         "SalesMemo": account.get("description"),
@@ -58,13 +60,16 @@ def expected_customer(account: dict[str, Any], currency_by_id: dict[str, str]) -
         "LanguageId": "en-us",
         "AddressDescription": account["name"],
         "IsExternallyMaintained": "Yes",
+        "AddressLocationRoles": "Business",
     }
     if has_delivery:
         expected.update(
             {
                 "DeliveryAddressStreet": account.get("address2_line1"),
                 "DeliveryAddressCity": account.get("address2_city"),
-                "DeliveryAddressCountryRegionISOCode": COUNTRY_ISO[account.get("address2_country")],
+                "DeliveryAddressCountryRegionISOCode": (
+                    COUNTRY_ISO[account["address2_country"]] if account.get("address2_country") else None
+                ),
                 "DeliveryAddressZipCode": account.get("address2_postalcode"),
                 "DeliveryAddressState": account.get("address2_stateorprovince"),
                 "DeliveryAddressDescription": account["name"],
@@ -159,26 +164,40 @@ def test_awkward_names_and_keys_are_written_exactly(product: Product) -> None:
         product.sandbox.dataverse.insert(
             "accounts", {"accountnumber": number, "name": name, "_transactioncurrencyid_value": currency}
         )
-    too_long = "X" * 150
+    # a name longer than F&O's 100 characters is cut (mappings/README.md: a shortened name beats no
+    # customer); a state id longer than F&O's 10 characters cannot be cut safely and fails the record
+    too_long = "Long Name " * 15
     product.sandbox.dataverse.insert(
         "accounts",
-        {"accountnumber": "ACC-90009-LONG01", "name": too_long, "_transactioncurrencyid_value": currency},
+        {"accountnumber": "ACC-90008-LONG01", "name": too_long, "_transactioncurrencyid_value": currency},
+    )
+    product.sandbox.dataverse.insert(
+        "accounts",
+        {
+            "accountnumber": "ACC-90009-STATE1",
+            "name": "Bad State Ltd",
+            "address1_stateorprovince": "Nordrhein-Westfalen",
+            "_transactioncurrencyid_value": currency,
+        },
     )
     outcome = product.run()
-    assert outcome.status == "partial"
-    assert outcome.counts["written"] == 5 + len(AWKWARD)
+    assert outcome.status == "partial", outcome.message
+    assert outcome.counts["written"] == 5 + len(AWKWARD) + 1
     assert outcome.counts["failed"] == 1
     customers = {r["CustomerAccount"]: r for r in product.sandbox.finops.rows("CustomersV2", company=COMPANY)}
     for number, name in AWKWARD:
         assert customers[number]["OrganizationName"] == name
-    assert "ACC-90009-LONG01" not in customers
+        assert customers[number]["AddressDescription"] == name
+    assert customers["ACC-90008-LONG01"]["OrganizationName"] == too_long.strip()[:100]
+    assert "ACC-90009-STATE1" not in customers
     [error] = product.state.errors.list("accounts", status="retrying")
-    assert error.source_key == "ACC-90009-LONG01"
-    assert error.field == "OrganizationName" and "100" in error.message
-    assert too_long[:20] in error.payload_excerpt
-    # nothing is written twice: an idle run after the failure writes nothing new
+    assert error.source_key == "ACC-90009-STATE1"
+    assert error.field == "AddressState" and "10" in error.message
+    assert "Nordrhein-Westfalen" in error.payload_excerpt
+    # nothing is written twice: a run after the failure writes nothing new and keeps the error open
     again = product.run()
     assert again.counts.get("written", 0) == 0
+    assert product.state.errors.counts("accounts")["retrying"] == 1
 
 
 def test_second_concurrent_run_is_skipped(product: Product) -> None:

@@ -1,0 +1,396 @@
+"""Compile a validated `MappingSpec` against the schema catalogue into runnable task mappings.
+
+This is where the YAML meets the real schemas: every source column must exist on the source entity,
+every target field must exist and be writable, value-map outputs and constants must be valid for
+the target's type, enums and choices. Everything that can be wrong with a mapping *file* fails
+here, once, with the task and field named; what remains at map time is what can be wrong with a
+*record*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.ids import deterministic_id
+from shared.mapping.catalogue import Catalogue, CatalogueError, DataverseTable, FinOpsEntitySet
+from shared.mapping.fields import TargetField, dataverse_field, finops_field
+from shared.mapping.records import MapContext, MappedRecord, MappingFailure, record_hash
+from shared.mapping.rules import BIND_SUFFIX, CompiledRule, RuleFailure
+from shared.mapping.spec import Condition, FieldRule, MappingSpec, SourceSpec, TargetSpec, TaskSpec
+from shared.mapping.transforms import (
+    BuildContext,
+    Transform,
+    TransformError,
+    TransformSpecError,
+    build,
+    excerpt,
+    is_empty,
+)
+
+
+class MappingSpecError(ValueError):
+    """A mapping file that cannot be used; the message names the file, the task and the field."""
+
+    def __init__(self, message: str, *, file: str | None = None, task: str | None = None,
+                 field: str | None = None) -> None:
+        where = ", ".join(
+            part
+            for part in (file, f"task {task!r}" if task else None, f"field {field!r}" if field else None)
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.task = task
+        self.field = field
+        self.problem = message
+
+
+@dataclass
+class TaskMapping:
+    """One compiled task: what to read, where to write, and the pure `map` between them."""
+
+    name: str
+    source: SourceSpec
+    target: TargetSpec
+    delete_policy: str
+    parent_entities: list[str]
+    cursor: str | None
+    rules: list[CompiledRule]
+    key_read: str
+    target_key_fields: list[str]
+    target_table: str | None = None
+    source_id_field: str | None = None
+
+    def source_key_of(self, row: dict[str, Any]) -> str | None:
+        """The natural key text of a source row, or None when the row has none."""
+        value = row.get(self.key_read)
+        return None if is_empty(value) else str(value)
+
+    def map(self, row: dict[str, Any], ctx: MapContext) -> MappedRecord | MappingFailure:
+        """Source row → target write. Pure; `ReferenceMissing` from the resolver propagates."""
+        source_key = self.source_key_of(row)
+        if source_key is None:
+            return MappingFailure(None, self.source.key, f"required key {self.source.key!r} is empty")
+        payload: dict[str, Any] = {}
+        try:
+            for rule in self.rules:
+                present, value = rule.apply(row, ctx)
+                if present:
+                    payload[rule.payload_name] = value
+        except RuleFailure as failure:
+            return MappingFailure(source_key, failure.field, failure.reason)
+        missing = [name for name in self.target_key_fields if is_empty(payload.get(name))]
+        if missing:
+            reason = f"target key field {missing[0]!r} is empty (source key {source_key!r})"
+            return MappingFailure(source_key, missing[0], reason)
+        return self._record(source_key, payload, row, ctx)
+
+    def _record(
+        self, source_key: str, payload: dict[str, Any], row: dict[str, Any], ctx: MapContext
+    ) -> MappedRecord:
+        values = [payload[name] for name in self.target_key_fields]
+        source_id = row.get(self.source_id_field) if self.source_id_field else None
+        if self.target.service == "finops":
+            target_key = {"dataAreaId": ctx.company, **dict(zip(self.target_key_fields, values, strict=True))}
+            key_text = "|".join(str(part) for part in (ctx.company, *values))
+            target_id = None
+        else:
+            target_key = dict(zip(self.target_key_fields, values, strict=True))
+            key_text = "|".join(str(part) for part in values) if values else source_key
+            assert self.target_table is not None
+            target_id = deterministic_id(self.target_table, ctx.company, source_key)
+        return MappedRecord(
+            source_key=source_key,
+            target_key=target_key,
+            target_key_text=key_text,
+            payload=payload,
+            hash=record_hash(payload, target_key),
+            target_id=target_id,
+            source_id=str(source_id) if source_id is not None else None,
+        )
+
+
+@dataclass
+class CompiledMapping:
+    """A whole template: its tasks in file order (headers before lines)."""
+
+    template: str
+    tasks: list[TaskMapping]
+    spec: MappingSpec
+
+    def task(self, name: str) -> TaskMapping:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"template {self.template!r} has no task {name!r}")
+
+
+class _Problem(Exception):
+    """Internal: a spec problem with the field it concerns; the loader adds file and task."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class _SourceView:
+    """Source-side names: which YAML names exist and what they are called in a row."""
+
+    service: str
+    dataverse: DataverseTable | None
+    finops: FinOpsEntitySet | None
+    reads: list[str] = field(default_factory=list)
+
+    def wire(self, name: str) -> str:
+        if self.dataverse is not None:
+            column = self.dataverse.column_by_read_name(name)
+            if column is None and name != self.dataverse.primary_id:
+                raise TransformSpecError(
+                    f"source field {name!r} does not exist on Dataverse table {self.dataverse.logical_name!r}"
+                )
+            wire = column.read_name if column is not None else name
+        else:
+            assert self.finops is not None
+            if name not in self.finops.properties:
+                raise TransformSpecError(
+                    f"source field {name!r} does not exist on F&O entity {self.finops.name!r}"
+                )
+            wire = name
+        if wire not in self.reads:
+            self.reads.append(wire)
+        return wire
+
+
+def compile_spec(spec: MappingSpec, catalogue: Catalogue, file: str | None = None) -> CompiledMapping:
+    """Validate `spec` against `catalogue`; raises `MappingSpecError` naming file, task and field."""
+    tasks = []
+    for task in spec.tasks:
+        try:
+            tasks.append(_compile_task(spec, task, catalogue))
+        except _Problem as problem:
+            raise MappingSpecError(problem.message, file=file, task=task.name, field=problem.field) from None
+    return CompiledMapping(template=spec.template, tasks=tasks, spec=spec)
+
+
+def _source_view(source: SourceSpec, catalogue: Catalogue) -> _SourceView:
+    try:
+        if source.service == "dataverse":
+            return _SourceView("dataverse", catalogue.dataverse_table_by_set(source.entity_set), None)
+        return _SourceView("finops", None, catalogue.finops_entity_set(source.entity_set))
+    except CatalogueError as exc:
+        raise _Problem(f"source: {exc}") from None
+
+
+def _wire(view: _SourceView, name: str, where: str) -> str:
+    try:
+        return view.wire(name)
+    except TransformSpecError as exc:
+        raise _Problem(str(exc), where) from None
+
+
+def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> TaskMapping:
+    view = _source_view(task.source, catalogue)
+    key_read = _wire(view, task.source.key, task.source.key)
+    for name in task.source.select:
+        _wire(view, name, name)
+    conditions = [_check_condition(view, condition) for condition in task.source.filter]
+    if task.cursor is not None:
+        if task.source.service != "finops":
+            raise _Problem("cursor applies only to F&O sources", task.cursor)
+        _wire(view, task.cursor, task.cursor)
+    targets = _TargetView.build(task.target, catalogue)
+    rules: list[CompiledRule] = []
+    seen: set[str] = set()
+    for rule in task.fields:
+        compiled = _compile_rule(spec, rule, view, targets, catalogue)
+        if compiled.payload_name in seen:
+            raise _Problem("mapped twice in this task", rule.target)
+        seen.add(compiled.payload_name)
+        rules.append(compiled)
+    key_fields = targets.key_fields(task.target)
+    for name in key_fields:
+        if name not in seen:
+            raise _Problem("target key field is not mapped by any rule", name)
+    for entity in task.parent_entities:
+        if entity not in catalogue.dataverse and entity not in catalogue.finops:
+            raise _Problem(f"parent entity {entity!r} is not in the schema catalogue", None)
+    # The engine filters rows as read, so conditions name wire columns (`_x_value` for lookups).
+    source = task.source.model_copy(update={"select": list(view.reads), "filter": conditions})
+    return TaskMapping(
+        name=task.name,
+        source=source,
+        target=task.target,
+        delete_policy=task.delete_policy,
+        parent_entities=list(task.parent_entities),
+        cursor=task.cursor,
+        rules=rules,
+        key_read=key_read,
+        target_key_fields=key_fields,
+        target_table=targets.dataverse.logical_name if targets.dataverse is not None else None,
+        source_id_field=view.dataverse.primary_id if view.dataverse is not None else None,
+    )
+
+
+def _check_condition(view: _SourceView, condition: Condition) -> Condition:
+    wire = _wire(view, condition.field, condition.field)
+    if condition.op in ("in", "not_in") and not isinstance(condition.value, list):
+        raise _Problem(f"filter op {condition.op!r} needs a list value", condition.field)
+    return condition if wire == condition.field else condition.model_copy(update={"field": wire})
+
+
+@dataclass
+class _TargetView:
+    """Target-side names: typed fields, writability and the default key."""
+
+    dataverse: DataverseTable | None
+    finops: FinOpsEntitySet | None
+    catalogue: Catalogue
+
+    @classmethod
+    def build(cls, target: TargetSpec, catalogue: Catalogue) -> _TargetView:
+        try:
+            if target.service == "dataverse":
+                return cls(catalogue.dataverse_table_by_set(target.entity_set), None, catalogue)
+            return cls(None, catalogue.finops_entity_set(target.entity_set), catalogue)
+        except CatalogueError as exc:
+            raise _Problem(f"target: {exc}") from None
+
+    def field(self, name: str) -> TargetField:
+        if self.finops is not None:
+            prop = self.finops.properties.get(name)
+            if prop is None:
+                raise _Problem(f"does not exist on F&O entity {self.finops.name!r}", name)
+            if name == "dataAreaId":
+                raise _Problem("dataAreaId is set from the company being served, do not map it", name)
+            if not prop.writable:
+                raise _Problem(f"is read-only on F&O entity {self.finops.name!r}", name)
+            enum_name = prop.enum_name
+            return finops_field(prop, self.catalogue.enum_members(enum_name) if enum_name else {})
+        assert self.dataverse is not None
+        column = self.dataverse.columns.get(name)
+        if column is None:
+            raise _Problem(f"does not exist on Dataverse table {self.dataverse.logical_name!r}", name)
+        if not column.writable:
+            raise _Problem(f"is not writable on Dataverse table {self.dataverse.logical_name!r}", name)
+        if column.is_lookup:
+            raise _Problem("is a lookup: write it with a `bind` rule on its navigation property", name)
+        return dataverse_field(column)
+
+    def bind_target(self, name: str, entity_set: str) -> None:
+        if self.dataverse is None:
+            raise _Problem("`bind` applies only to Dataverse targets", name)
+        binds = self.dataverse.bind_names()
+        if name not in binds:
+            raise _Problem(
+                f"is not a lookup navigation property of {self.dataverse.logical_name!r} "
+                f"(known: {', '.join(sorted(binds)) or 'none'})",
+                name,
+            )
+        column_name, related = binds[name]
+        column = self.dataverse.columns[column_name]
+        if not column.writable:
+            raise _Problem(f"lookup {column_name!r} is not writable", name)
+        related_table = self.catalogue.dataverse.get(related)
+        if related_table is not None and related_table.entity_set != entity_set:
+            raise _Problem(f"bind entity_set must be {related_table.entity_set!r} for {name!r}", name)
+
+    def key_fields(self, target: TargetSpec) -> list[str]:
+        if target.key is not None:
+            return list(target.key)
+        if self.finops is not None:
+            return [name for name in self.finops.keys if name != "dataAreaId"]
+        assert self.dataverse is not None
+        for columns in self.dataverse.alternate_keys.values():
+            return list(columns)
+        return []
+
+
+def _compile_rule(
+    spec: MappingSpec, rule: FieldRule, view: _SourceView, targets: _TargetView, catalogue: Catalogue
+) -> CompiledRule:
+    name = rule.target
+    target: TargetField | None
+    if rule.bind is not None:
+        targets.bind_target(name, rule.bind.entity_set)
+        payload_name, target = name + BIND_SUFFIX, None
+        bind_lookup = rule.bind.lookup
+        if bind_lookup is not None:
+            _check_lookup(catalogue, bind_lookup.entity, bind_lookup.by, bind_lookup.return_, name)
+    else:
+        target = targets.field(name)
+        payload_name = name
+    if rule.lookup is not None:
+        _check_lookup(catalogue, rule.lookup.entity, rule.lookup.by, rule.lookup.return_, name)
+    read = _wire(view, rule.source, name) if rule.source is not None else None
+    transforms = _transforms(rule, target, view)
+    value_map = _value_map(spec, rule)
+    compiled = CompiledRule(rule, payload_name, target, read, transforms, value_map)
+    if target is not None:
+        _check_outputs(rule, target, value_map, compiled)
+    return compiled
+
+
+def _transforms(
+    rule: FieldRule, target: TargetField | None, view: _SourceView
+) -> list[tuple[str, Transform]]:
+    ctx = BuildContext(target_max_length=target.max_length if target else None, source_name=view.wire)
+    try:
+        return [build(step, ctx) for step in rule.transform]
+    except TransformSpecError as exc:
+        raise _Problem(str(exc), rule.target) from None
+
+
+def _value_map(spec: MappingSpec, rule: FieldRule) -> dict[str, Any] | None:
+    if rule.value_map is None:
+        return None
+    if isinstance(rule.value_map, str):
+        named = spec.value_maps.get(rule.value_map)
+        if named is None:
+            raise _Problem(f"value map {rule.value_map!r} is not defined in value_maps", rule.target)
+        return dict(named)
+    return dict(rule.value_map)
+
+
+def _check_outputs(
+    rule: FieldRule, target: TargetField, value_map: dict[str, Any] | None, compiled: CompiledRule
+) -> None:
+    """Constants, defaults and value-map outputs must already be valid for the target type."""
+    candidates: list[tuple[str, Any]] = []
+    if "value" in rule.model_fields_set:
+        candidates.append(("constant", rule.value))
+    if "default" in rule.model_fields_set:
+        candidates.append(("default", rule.default))
+    for key, value in (value_map or {}).items():
+        candidates.append((f"value map entry {key!r}", value))
+    for label, value in candidates:
+        if value is None:  # an explicit null is written as null
+            if label == "constant":
+                compiled.constant = None
+            continue
+        try:
+            typed = target.coerce(value)
+        except TransformError as exc:
+            problem = f"{label} {excerpt(value)} is invalid for {target.type_name}: {exc}"
+            raise _Problem(problem, rule.target) from None
+        if label == "constant":
+            compiled.constant = typed
+
+
+def _check_lookup(catalogue: Catalogue, entity: str, by: str, returns: str, where: str) -> None:
+    table = catalogue.dataverse.get(entity)
+    if table is not None:
+        for column in (by, returns):
+            if table.column_by_read_name(column) is None and column != table.primary_id:
+                problem = f"look-up column {column!r} does not exist on Dataverse table {entity!r}"
+                raise _Problem(problem, where)
+        return
+    entity_set = catalogue.finops.get(entity)
+    if entity_set is not None:
+        for column in (by, returns):
+            if column not in entity_set.properties:
+                raise _Problem(f"look-up column {column!r} does not exist on F&O entity {entity!r}", where)
+        return
+    raise _Problem(f"look-up entity {entity!r} is not in the schema catalogue", where)

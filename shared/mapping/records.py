@@ -1,0 +1,94 @@
+"""What mapping produces and what it needs from outside: results, the resolver port, the record hash.
+
+Mapping is a pure function (row + context → record or failure). Anything that needs I/O, such as
+finding a currency's ISO code from its GUID, is asked of the `ReferenceResolver` in the context,
+which the engine backs with a per-run cache. A missing reference is an exception, not a failure
+result, because the engine decides whether it defers the record (missing parent) or fails it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.mapping.transforms import excerpt
+
+
+class ReferenceMissing(Exception):
+    """No `entity` row has `by` equal to `value` (yet): the record cannot be mapped now."""
+
+    def __init__(self, entity: str, by: str, value: Any) -> None:
+        super().__init__(entity, by, value)
+        self.entity = entity
+        self.by = by
+        self.value = value
+
+    def __str__(self) -> str:
+        return f"no {self.entity} with {self.by} = {excerpt(self.value)}"
+
+
+class ReferenceResolver(Protocol):
+    """Look up reference data by natural key; raises `ReferenceMissing` when there is no match."""
+
+    def resolve(self, entity: str, by: str, value: Any, return_field: str) -> Any: ...
+
+
+@dataclass
+class MapContext:
+    """Per-run inputs of a mapping: the company (dataAreaId) being served and the resolver."""
+
+    company: str
+    resolver: ReferenceResolver
+
+
+@dataclass
+class MappedRecord:
+    """A source row turned into a target write, plus the identity the crosswalk keeps for it."""
+
+    source_key: str
+    target_key: dict[str, Any]
+    target_key_text: str
+    payload: dict[str, Any]
+    hash: str
+    target_id: str | None = None
+    source_id: str | None = None
+
+
+@dataclass
+class MappingFailure:
+    """A row that cannot be written as it is; `reason` names the field, value excerpt and rule."""
+
+    source_key: str | None
+    field: str | None
+    reason: str
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready, representation-independent form: 10, 10.0 and Decimal('10.00') hash alike."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if number == number.to_integral_value():
+            return int(number)
+        return format(number.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return str(value)
+
+
+def record_hash(payload: dict[str, Any], target_key: dict[str, Any]) -> str:
+    """sha256 of canonical JSON of payload + key; stable across processes (no hash seeds, sorted keys)."""
+    document = {"key": _canonical(target_key), "payload": _canonical(payload)}
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

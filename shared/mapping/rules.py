@@ -1,0 +1,143 @@
+"""One compiled field rule: read → transforms → value map / look-up / bind → default → target type.
+
+Compiling a `FieldRule` resolves everything that can be known before the first record (source wire
+names, the target field's type, transform functions, the value map) so that mapping a record does
+no parsing and no catalogue look-ups, and every problem with the rule itself surfaces at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.mapping.fields import TargetField
+from shared.mapping.records import MapContext
+from shared.mapping.spec import FieldRule
+from shared.mapping.transforms import Row, Transform, TransformError, excerpt, is_empty
+
+BIND_SUFFIX = "@odata.bind"
+
+
+class RuleFailure(Exception):
+    """A record-level problem in one rule; the compiler turns it into a `MappingFailure`."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+
+_MISSING = object()
+
+
+def map_key_text(value: Any) -> str:
+    """The text a source value is matched as against value-map keys (see spec `_key_text`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def describe(rule: FieldRule) -> str:
+    """Short human form of a rule for error messages: `value map 'country_iso' from address1_country`."""
+    if "value" in rule.model_fields_set:
+        return f"constant {excerpt(rule.value)}"
+    parts = []
+    if rule.transform:
+        parts.append("transform " + ", ".join(str(step) for step in rule.transform))
+    if rule.value_map is not None:
+        name = rule.value_map if isinstance(rule.value_map, str) else "inline"
+        parts.append(f"value map {name!r}")
+    if rule.lookup is not None:
+        parts.append(f"look-up {rule.lookup.entity}.{rule.lookup.by} -> {rule.lookup.return_}")
+    if rule.bind is not None:
+        parts.append(f"bind to {rule.bind.entity_set}")
+    if "default" in rule.model_fields_set:
+        parts.append(f"default {excerpt(rule.default)}")
+    shape = "; ".join(parts) if parts else "copy"
+    return f"{shape} from {rule.source}" if rule.source else shape
+
+
+@dataclass
+class CompiledRule:
+    """Runtime form of a `FieldRule`. `payload_name` is the target field or `<nav>@odata.bind`."""
+
+    rule: FieldRule
+    payload_name: str
+    target: TargetField | None
+    read: str | None
+    transforms: list[tuple[str, Transform]]
+    value_map: dict[str, Any] | None
+    constant: Any = _MISSING
+
+    def __post_init__(self) -> None:
+        self._folded = {k.casefold(): v for k, v in (self.value_map or {}).items()}
+        self._has_default = "default" in self.rule.model_fields_set
+
+    @property
+    def has_truncate(self) -> bool:
+        return any(name == "truncate" for name, _ in self.transforms)
+
+    def apply(self, row: Row, ctx: MapContext) -> tuple[bool, Any]:
+        """(True, value) to write the value; (False, None) to leave the field out of the payload."""
+        if self.constant is not _MISSING:
+            return True, self.constant
+        try:
+            value = self._value(row, ctx)
+            if value is _MISSING:
+                return False, None
+            return True, self._typed(value)
+        except TransformError as exc:
+            raise self._failure(str(exc)) from None
+        except ArithmeticError as exc:  # decimal overflow and the like on absurd inputs
+            raise self._failure(f"arithmetic error ({type(exc).__name__})") from None
+
+    def _failure(self, problem: str) -> RuleFailure:
+        """`<field>: <problem with value excerpt> [rule: <rule>]`, the text an operator sees."""
+        return RuleFailure(self.rule.target, f"{self.rule.target}: {problem} [rule: {describe(self.rule)}]")
+
+    def _value(self, row: Row, ctx: MapContext) -> Any:
+        value = row.get(self.read) if self.read is not None else None
+        for _name, transform in self.transforms:
+            value = transform(value, row)
+        if is_empty(value):
+            return self._when_empty()
+        if self.value_map is not None:
+            return self._mapped(value)
+        lookup = self.rule.lookup
+        if lookup is not None:
+            return ctx.resolver.resolve(lookup.entity, lookup.by, value, lookup.return_)
+        bind = self.rule.bind
+        if bind is not None:
+            related = value
+            if bind.lookup is not None:
+                related = ctx.resolver.resolve(bind.lookup.entity, bind.lookup.by, value, bind.lookup.return_)
+            return f"{bind.entity_set}({related})"
+        return value
+
+    def _when_empty(self) -> Any:
+        if self.value_map is not None and "" in self.value_map:
+            return self.value_map[""]
+        if self._has_default:
+            return self.rule.default
+        return _MISSING
+
+    def _mapped(self, value: Any) -> Any:
+        assert self.value_map is not None
+        text = map_key_text(value)
+        if text in self.value_map:
+            return self.value_map[text]
+        folded = text.strip().casefold()
+        if folded in self._folded:
+            return self._folded[folded]
+        if self.rule.unmapped == "default":
+            return self.rule.default
+        if self.rule.unmapped == "pass":
+            return value
+        raise TransformError(f"{excerpt(value)} is not in the value map")
+
+    def _typed(self, value: Any) -> Any:
+        if value is None:  # a value map / default may say "write null" explicitly
+            return None
+        if self.target is None:  # bind: already `set(id)`
+            return value
+        return self.target.coerce(value)
