@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -21,7 +22,9 @@ EXPECTED_ROUTES = {
 }
 
 
+@functools.cache
 def _functions() -> dict[str, func.FunctionBuilder]:
+    """Indexed once per process, like the worker does (a second `get_functions()` re-validates names)."""
     module = importlib.import_module("function_app")
     apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
     assert len(apps) == 1, "exactly one FunctionApp at module level"

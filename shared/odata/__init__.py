@@ -1,0 +1,1 @@
+"""OData plumbing shared by the Dataverse and F&O clients: errors, literals, filters, paging, $batch."""
