@@ -219,8 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", type=Path, help="a local.settings.json-style file (else the environment)"
     )
+    # `--settings` is accepted before or after the command (`p2c run accounts --settings f.json`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--settings", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a template (or all, in dependency order)")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common])
+
+    run = add("run", "run a template (or all, in dependency order)")
     run.add_argument("template", choices=["all", *TEMPLATE_NAMES])
     run.add_argument(
         "--full", action="store_true", help="ignore the checkpoint: re-read everything, write only changes"
@@ -229,23 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="read and map, write nothing, show what would change"
     )
     run.set_defaults(handler=cmd_run)
-    status = sub.add_parser("status", help="last run and error counts per template")
+    status = add("status", "last run and error counts per template")
     status.set_defaults(handler=cmd_status)
-    runs = sub.add_parser("runs", help="run history of a template")
+    runs = add("runs", "run history of a template")
     runs.add_argument("template", choices=TEMPLATE_NAMES)
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(handler=cmd_runs)
-    errors = sub.add_parser("errors", help="failed, deferred and parked records of a template")
+    errors = add("errors", "failed, deferred and parked records of a template")
     errors.add_argument("template", choices=TEMPLATE_NAMES)
     errors.add_argument("--status", choices=["retrying", "parked", "resolved"])
     errors.add_argument("--limit", type=int, default=100)
     errors.set_defaults(handler=cmd_errors)
-    replay = sub.add_parser("replay", help="retry failed records now (all, or the keys given)")
+    replay = add("replay", "retry failed records now (all, or the keys given)")
     replay.add_argument("template", choices=TEMPLATE_NAMES)
     replay.add_argument("keys", nargs="*")
     replay.add_argument("--no-run", action="store_true", help="only mark them due; the next run retries them")
     replay.set_defaults(handler=cmd_replay)
-    validate = sub.add_parser("validate", help="check settings and every mapping against the schemas")
+    validate = add("validate", "check settings and every mapping against the schemas")
     validate.set_defaults(handler=cmd_validate)
     return parser
 

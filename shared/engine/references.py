@@ -9,7 +9,7 @@ the previous one) and answers every later look-up from memory. A value that is n
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shared.mapping import ReferenceMissing
@@ -26,7 +26,7 @@ def _norm(value: Any) -> Any:
 class ReferenceCache:
     """`ReferenceResolver` over whole reference tables, loaded lazily, one load per (entity, field)."""
 
-    def __init__(self, loaders: dict[str, RowsLoader], default_loader: RowsLoader | None = None) -> None:
+    def __init__(self, loaders: Mapping[str, RowsLoader], default_loader: RowsLoader | None = None) -> None:
         self._loaders = loaders
         self._default = default_loader
         self._indexes: dict[tuple[str, str, str], dict[Any, Any]] = {}

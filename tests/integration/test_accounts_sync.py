@@ -129,7 +129,11 @@ def test_initial_load_then_idle_then_ten_changes(product: Product) -> None:
         product.sandbox.dataverse.update("accounts", row["accountid"], {"telephone1": "+1 425 555 0142"})
     third = product.run()
     assert third.status == "succeeded", third.message
-    assert third.counts["written"] == 10 and third.counts["updated"] == 10 and third.counts.get("created", 0) == 0
+    assert (
+        third.counts["written"] == 10
+        and third.counts["updated"] == 10
+        and third.counts.get("created", 0) == 0
+    )
     assert_golden(product, product.sandbox.dataverse.rows("accounts"))
 
 
