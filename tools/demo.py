@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from rich.console import Console
 from rich.table import Table
@@ -76,30 +77,48 @@ def change_sales_side(sb: Sandbox) -> list[str]:
     return notes
 
 
+def checkpoint_label(cursor: str | None) -> str:
+    """A checkpoint as an operator reads it: the delta token or snapshot time, not a whole URL."""
+    if not cursor:
+        return "-"
+    if "$deltatoken=" in cursor:
+        token = unquote(cursor.split("$deltatoken=", 1)[1].split("&", 1)[0])
+        return "delta token " + token.split("!", 1)[0]
+    return cursor[:32]
+
+
 def summary_table(title: str, outcomes: list[RunOutcome]) -> Table:
-    table = Table(title=title)
-    for column in (
+    table = Table(title=title, title_justify="left")
+    columns = (
         "template",
         "status",
         "read",
-        "written",
+        "created",
+        "updated",
         "unchanged",
+        "deleted",
         "failed",
         "deferred",
         "requests",
         "seconds",
         "checkpoint",
-    ):
+    )
+    for column in columns:
         table.add_column(
-            column, justify="right" if column not in ("template", "status", "checkpoint") else "left"
+            column,
+            justify="left" if column in ("template", "status", "checkpoint") else "right",
+            no_wrap=True,
         )
     for o in outcomes:
         requests = sum(int(m.get("requests", 0)) for m in o.requests.values())
-        cursor = ", ".join(str(t.get("cursor_after") or "-")[:38] for t in o.tasks) or "-"
+        cursor = ", ".join(checkpoint_label(t.get("cursor_after")) for t in o.tasks) or "-"
         table.add_row(
             o.template,
             o.status,
-            *(str(o.counts.get(k, 0)) for k in ("read", "written", "unchanged", "failed", "deferred")),
+            *(
+                str(o.counts.get(k, 0))
+                for k in ("read", "created", "updated", "unchanged", "deleted", "failed", "deferred")
+            ),
             str(requests),
             f"{o.duration_s:.1f}",
             cursor,
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--report", type=Path, default=ROOT / ".demo" / "report.json")
     args = parser.parse_args(argv)
-    report = run_demo(args.size, args.seed, args.report, Console())
+    report = run_demo(args.size, args.seed, args.report, Console(width=max(Console().width, 150)))
     failed_runs = [r for rnd in report["rounds"] for r in rnd["runs"] if r["status"] == "failed"]
     return 1 if failed_runs else 0
 

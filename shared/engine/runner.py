@@ -422,4 +422,4 @@ class SyncEngine:
 def _short(cursor: str | None) -> str | None:
     if cursor is None:
         return None
-    return cursor if len(cursor) <= 80 else cursor[:40] + "…" + cursor[-30:]
+    return cursor if len(cursor) <= 2000 else cursor[:1000] + "…" + cursor[-900:]
