@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-
 #: Namespace of every p2c-sync UUIDv5. Never change it: ids already written to Dataverse derive from it.
 P2C_NAMESPACE: uuid.UUID = uuid.UUID("6f3b1c52-8d4e-5a7f-9b20-3c1d7e5a9f41")
 

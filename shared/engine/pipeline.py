@@ -62,6 +62,7 @@ class TaskPipeline:
         self.spec = spec
         self._seen_keys: dict[str, str] = {}
         self._open_errors: set[str] = scope.open_error_keys(spec.task, spec.company)
+        self._resolver = scope.resolver.for_company(spec.company)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -95,6 +96,8 @@ class TaskPipeline:
     def process_rows(self, rows: Sequence[dict[str, Any]], retrying: bool = False) -> None:
         scope, spec = self.scope, self.spec
         mapped: dict[str, MappedRecord] = {}
+        # parents of this page's records, found with one crosswalk query per parent task
+        self._resolver.prefetch(spec.mapping.lookup_requests(rows))
         for row in rows:
             scope.counts.add(read=1, retried=1 if retrying else 0)
             if not spec.selects(row):
@@ -251,9 +254,9 @@ class TaskPipeline:
     # -- helpers --------------------------------------------------------------------------------
 
     def _map(self, row: dict[str, Any]) -> MappedRecord | None:
-        spec, scope = self.spec, self.scope
+        spec = self.spec
         try:
-            outcome = spec.mapping.map(row, MapContext(company=spec.company, resolver=scope.resolver))
+            outcome = spec.mapping.map(row, MapContext(company=spec.company, resolver=self._resolver))
         except ReferenceMissing as missing:
             key = self._key_hint(row)
             if missing.entity in spec.parent_entities:

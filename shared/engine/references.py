@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from shared.mapping import ReferenceMissing
+from shared.mapping import ReferenceMissing, synced_entity
 
 RowsLoader = Callable[[str, list[str]], Iterable[list[dict[str, Any]]]]
 
@@ -58,3 +59,102 @@ class ReferenceCache:
             self.loads += 1
             self._indexes[key] = index
             return index
+
+
+@dataclass(frozen=True)
+class SyncedTask:
+    """Where a parent task's crosswalk lives and how its target key text splits into fields."""
+
+    pair: str
+    key_fields: tuple[str, ...]
+    company_in_key: bool
+
+
+class SyncedRecords:
+    """`synced:<template>[.<task>]` look-ups: is the parent record synced, and under which key?
+
+    Backed by the crosswalk, not the target service: a parent that was written in this run or an
+    earlier one is found with one batched Table query per page (see `prefetch`), and a parent that
+    is not there yet raises `ReferenceMissing`, which the pipeline turns into a deferral.
+    """
+
+    def __init__(self, crosswalk: Any, tasks: Callable[[str, str | None], SyncedTask]) -> None:
+        self._crosswalk = crosswalk
+        self._tasks = tasks
+        self._hits: dict[tuple[str, str, str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def prefetch(self, company: str, entity: str, by: str, values: Iterable[Any]) -> None:
+        template, task = _split(entity)
+        synced = self._tasks(template, task)
+        wanted = [str(v) for v in values if (company, entity, by, str(v)) not in self._hits]
+        if not wanted:
+            return
+        if by == "origin":
+            found = self._crosswalk.by_origin_many(synced.pair, company, wanted)
+        else:
+            found = {k: e for k, e in self._crosswalk.get_many(synced.pair, company, wanted).items()
+                     if not e.deleted}
+        with self._lock:
+            for value, entry in found.items():
+                self._hits[(company, entity, by, value)] = entry
+
+    def resolve(self, company: str, entity: str, by: str, value: Any, return_field: str) -> Any:
+        key = (company, entity, by, str(value))
+        entry = self._hits.get(key)
+        if entry is None:
+            self.prefetch(company, entity, by, [value])
+            entry = self._hits.get(key)
+        if entry is None:
+            raise ReferenceMissing(entity, by, value)
+        if return_field == "target_key":
+            return entry.target_key
+        if return_field == "target_id":
+            return entry.target_id
+        if return_field == "source_key":
+            return entry.source_key
+        template, task = _split(entity)
+        synced = self._tasks(template, task)
+        parts = entry.target_key.split("|")
+        if synced.company_in_key:
+            parts = parts[1:]
+        try:
+            return parts[synced.key_fields.index(return_field)]
+        except (ValueError, IndexError):
+            raise ReferenceMissing(entity, f"{by} (no key field {return_field!r})", value) from None
+
+
+def _split(entity: str) -> tuple[str, str | None]:
+    parsed = synced_entity(entity)
+    if parsed is None:
+        raise ValueError(f"not a synced look-up: {entity!r}")
+    return parsed
+
+
+class RunResolver:
+    """One run's resolver: reference tables through `ReferenceCache`, parents through `SyncedRecords`."""
+
+    def __init__(self, references: ReferenceCache, synced: SyncedRecords) -> None:
+        self.references = references
+        self.synced = synced
+
+    def for_company(self, company: str) -> CompanyResolver:
+        return CompanyResolver(self, company)
+
+
+class CompanyResolver:
+    """The `ReferenceResolver` a mapping sees while one company is being served."""
+
+    def __init__(self, run: RunResolver, company: str) -> None:
+        self._run = run
+        self.company = company
+
+    def resolve(self, entity: str, by: str, value: Any, return_field: str) -> Any:
+        if synced_entity(entity) is not None:
+            return self._run.synced.resolve(self.company, entity, by, value, return_field)
+        return self._run.references.resolve(entity, by, value, return_field)
+
+    def prefetch(self, requests: Mapping[tuple[str, str], Iterable[Any]]) -> None:
+        for (entity, by), values in requests.items():
+            if synced_entity(entity) is not None:
+                self._run.synced.prefetch(self.company, entity, by, values)

@@ -20,7 +20,7 @@ from shared.engine.counts import RunCounts
 from shared.engine.filters import compile_filter
 from shared.engine.pipeline import TaskPipeline, TaskResult, TaskSpecView
 from shared.engine.ports import Source, Target
-from shared.engine.references import ReferenceCache
+from shared.engine.references import ReferenceCache, RunResolver, SyncedRecords, SyncedTask
 from shared.engine.scope import RunScope
 from shared.engine.sources import DataverseChangeSource, FinOpsDateCursorSource, FinOpsSnapshotSource
 from shared.engine.targets import DataverseTarget, FinOpsTarget
@@ -98,6 +98,7 @@ class SyncEngine:
         self.catalogue = catalogue or load_catalogue(Path(settings.schema_catalogue_dir))
         self.clients_factory = clients_factory
         self.clock = clock
+        self._mappings: dict[str, CompiledMapping] = {}
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class SyncEngine:
         scope: RunScope | None = None
         t0 = time.monotonic()
         try:
-            mapping = load_mapping(Path(self.settings.mappings_dir) / template.mapping_file, self.catalogue)
+            mapping = self._mapping(template)
             clients = self.clients_factory(self.settings)
 
             def guard() -> None:
@@ -347,7 +348,7 @@ class SyncEngine:
         return TaskSpecView(
             template=template.name,
             task=task.name,
-            pair=f"{src.entity_set}>{tgt.entity_set}",
+            pair=task_pair(task),
             company=company,
             mapping=task,
             source=source,
@@ -358,7 +359,7 @@ class SyncEngine:
             parent_entities=frozenset(task.parent_entities),
         )
 
-    def _resolver(self, clients: ServiceClients) -> ReferenceCache:
+    def _resolver(self, clients: ServiceClients) -> RunResolver:
         catalogue = self.catalogue
 
         def dataverse_rows(entity: str, fields: list[str]) -> Any:
@@ -371,7 +372,24 @@ class SyncEngine:
 
         loaders = {name: dataverse_rows for name in catalogue.dataverse_table_names()}
         loaders.update({name: finops_rows for name in catalogue.finops_entity_set_names()})
-        return ReferenceCache(loaders)
+        return RunResolver(ReferenceCache(loaders), SyncedRecords(self.state.crosswalk, self._synced_task))
+
+    def _mapping(self, template: TemplateDef) -> CompiledMapping:
+        """Compiled mappings are reused across runs of this engine; a file change needs a new engine."""
+        cached = self._mappings.get(template.name)
+        if cached is None:
+            cached = load_mapping(Path(self.settings.mappings_dir) / template.mapping_file, self.catalogue)
+            self._mappings[template.name] = cached
+        return cached
+
+    def _synced_task(self, template_name: str, task_name: str | None) -> SyncedTask:
+        mapping = self._mapping(get_template(template_name))
+        task = mapping.task(task_name) if task_name else mapping.tasks[0]
+        return SyncedTask(
+            pair=task_pair(task),
+            key_fields=tuple(task.target_key_fields),
+            company_in_key=task.target.service == "finops",
+        )
 
     def _secrets(self) -> tuple[str, ...]:
         secret = self.settings.client_secret
@@ -423,3 +441,8 @@ def _short(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     return cursor if len(cursor) <= 2000 else cursor[:1000] + "…" + cursor[-900:]
+
+
+def task_pair(task: TaskMapping) -> str:
+    """The crosswalk partition of a task: `<source entity set>><target entity set>`."""
+    return f"{task.source.entity_set}>{task.target.entity_set}"

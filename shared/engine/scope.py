@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shared.engine.counts import RunCounts
 from shared.engine.ports import PlannedWrite
-from shared.mapping import ReferenceResolver
+from shared.engine.references import RunResolver
 from shared.state import StateStore
 
 _TOKENISH = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
@@ -41,7 +41,7 @@ class RunScope:
     mode: str
     dry_run: bool
     state: StateStore
-    resolver: ReferenceResolver
+    resolver: RunResolver
     guard: WriteGuard
     park_after: int
     secrets: tuple[str, ...] = ()

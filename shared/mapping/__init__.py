@@ -23,6 +23,7 @@ from shared.mapping.records import (
     ReferenceMissing,
     ReferenceResolver,
     record_hash,
+    synced_entity,
 )
 from shared.mapping.spec import Condition, FieldRule, MappingSpec, SourceSpec, TargetSpec, TaskSpec
 
@@ -52,4 +53,5 @@ __all__ = [
     "load_mapping",
     "load_spec",
     "record_hash",
+    "synced_entity",
 ]

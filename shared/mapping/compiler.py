@@ -9,13 +9,21 @@ here, once, with the task and field named; what remains at map time is what can 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.ids import deterministic_id
 from shared.mapping.catalogue import Catalogue, CatalogueError, DataverseTable, FinOpsEntitySet
 from shared.mapping.fields import TargetField, dataverse_field, finops_field
-from shared.mapping.records import MapContext, MappedRecord, MappingFailure, record_hash
+from shared.mapping.records import (
+    SYNCED_BY,
+    MapContext,
+    MappedRecord,
+    MappingFailure,
+    record_hash,
+    synced_entity,
+)
 from shared.mapping.rules import BIND_SUFFIX, CompiledRule, RuleFailure
 from shared.mapping.spec import Condition, FieldRule, MappingSpec, SourceSpec, TargetSpec, TaskSpec
 from shared.mapping.transforms import (
@@ -61,6 +69,26 @@ class TaskMapping:
     target_key_fields: list[str]
     target_table: str | None = None
     source_id_field: str | None = None
+
+    def lookup_requests(self, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[Any]]:
+        """Values each plain `synced:` look-up will ask for, so the engine can fetch them per page.
+
+        Only rules that look up the raw source value qualify (no transforms or value maps in
+        between); anything else is still resolved one by one, just not prefetched.
+        """
+        wanted: dict[tuple[str, str], set[Any]] = {}
+        for rule in self.rules:
+            lookup = rule.rule.lookup or (rule.rule.bind.lookup if rule.rule.bind else None)
+            if lookup is None or rule.read is None or rule.transforms or rule.value_map is not None:
+                continue
+            if synced_entity(lookup.entity) is None:
+                continue
+            values = wanted.setdefault((lookup.entity, lookup.by), set())
+            for row in rows:
+                value = row.get(rule.read)
+                if not is_empty(value):
+                    values.add(value)
+        return {k: v for k, v in wanted.items() if v}
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:
         """The natural key text of a source row, or None when the row has none."""
@@ -214,9 +242,18 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
     for name in key_fields:
         if name not in seen:
             raise _Problem("target key field is not mapped by any rule", name)
-    for entity in task.parent_entities:
-        if entity not in catalogue.dataverse and entity not in catalogue.finops:
+    parents = list(task.parent_entities)
+    for entity in parents:
+        synced = synced_entity(entity)
+        if synced is not None:
+            _check_synced(synced[0], "source_key", None)
+        elif entity not in catalogue.dataverse and entity not in catalogue.finops:
             raise _Problem(f"parent entity {entity!r} is not in the schema catalogue", None)
+    # A record whose parent has not been synced yet waits for it (deferred), it is not failed.
+    for compiled in rules:
+        for lookup in (compiled.rule.lookup, compiled.rule.bind.lookup if compiled.rule.bind else None):
+            if lookup is not None and synced_entity(lookup.entity) and lookup.entity not in parents:
+                parents.append(lookup.entity)
     # The engine filters rows as read, so conditions name wire columns (`_x_value` for lookups).
     source = task.source.model_copy(update={"select": list(view.reads), "filter": conditions})
     return TaskMapping(
@@ -224,7 +261,7 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         source=source,
         target=task.target,
         delete_policy=task.delete_policy,
-        parent_entities=list(task.parent_entities),
+        parent_entities=parents,
         cursor=task.cursor,
         rules=rules,
         key_read=key_read,
@@ -380,6 +417,10 @@ def _check_outputs(
 
 
 def _check_lookup(catalogue: Catalogue, entity: str, by: str, returns: str, where: str) -> None:
+    synced = synced_entity(entity)
+    if synced is not None:
+        _check_synced(synced[0], by, where)
+        return
     table = catalogue.dataverse.get(entity)
     if table is not None:
         for column in (by, returns):
@@ -394,3 +435,12 @@ def _check_lookup(catalogue: Catalogue, entity: str, by: str, returns: str, wher
                 raise _Problem(f"look-up column {column!r} does not exist on F&O entity {entity!r}", where)
         return
     raise _Problem(f"look-up entity {entity!r} is not in the schema catalogue", where)
+
+
+def _check_synced(template: str, by: str, where: str | None) -> None:
+    from shared.templates import TEMPLATE_NAMES
+
+    if template not in TEMPLATE_NAMES:
+        raise _Problem(f"synced look-up names unknown template {template!r}", where)
+    if by not in SYNCED_BY:
+        raise _Problem(f"a synced look-up matches by one of {', '.join(SYNCED_BY)}, not {by!r}", where)

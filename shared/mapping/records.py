@@ -31,6 +31,21 @@ class ReferenceMissing(Exception):
         return f"no {self.entity} with {self.by} = {excerpt(self.value)}"
 
 
+SYNCED_PREFIX = "synced:"
+#: What a `synced:` look-up can match on and return besides the parent's target key fields.
+SYNCED_BY = ("source_key", "origin")
+SYNCED_RETURNS = ("target_key", "target_id", "source_key")
+
+
+def synced_entity(entity: str) -> tuple[str, str | None] | None:
+    """`synced:accounts` → ("accounts", None); `synced:quotes.header` → ("quotes", "header")."""
+    if not entity.startswith(SYNCED_PREFIX):
+        return None
+    name = entity[len(SYNCED_PREFIX) :]
+    template, _, task = name.partition(".")
+    return template, task or None
+
+
 class ReferenceResolver(Protocol):
     """Look up reference data by natural key; raises `ReferenceMissing` when there is no match."""
 

@@ -57,6 +57,10 @@ class CrosswalkStore:
     def _rev_pk(pair: str, company: str) -> str:
         return compose_key("rev", pair, company)
 
+    @staticmethod
+    def _org_pk(pair: str, company: str) -> str:
+        return compose_key("org", pair, company)
+
     # -- reads ----------------------------------------------------------------------------------
 
     def get_many(self, pair: str, company: str, source_keys: Sequence[str]) -> dict[str, CrosswalkEntry]:
@@ -78,6 +82,42 @@ class CrosswalkStore:
                 if entry.source_key in wanted:
                     found[entry.source_key] = entry
         return found
+
+    def by_origin_many(self, pair: str, company: str, origins: Sequence[str]) -> dict[str, CrosswalkEntry]:
+        """Entries by the source record's own id (e.g. a Dataverse GUID), verified on the forward row.
+
+        Child records name their parent by id (`_parentcustomerid_value`), while the parent's
+        crosswalk is keyed by its natural key; the origin rows bridge the two without a scan.
+        """
+        unique = list(dict.fromkeys(o for o in origins if o))
+        if not unique:
+            return {}
+        org_pk = self._org_pk(pair, company)
+        chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
+        with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(chunks)))) as pool:
+            results = list(pool.map(lambda chunk: self._query_raw(org_pk, chunk), chunks))
+        source_by_origin = {
+            str(e.get("Origin", "")): str(e["SourceKey"])
+            for rows in results
+            for e in rows
+            if "SourceKey" in e
+        }
+        forward = self.get_many(pair, company, list(source_by_origin.values()))
+        found: dict[str, CrosswalkEntry] = {}
+        for origin, source_key in source_by_origin.items():
+            entry = forward.get(source_key)
+            if entry is not None and entry.origin == origin and not entry.deleted:
+                found[origin] = entry
+        return found
+
+    def _query_raw(self, pk: str, keys: Sequence[str]) -> list[Any]:
+        params: dict[str, Any] = {"pk": pk}
+        clauses = []
+        for index, key in enumerate(keys):
+            params[f"k{index}"] = encode_key(key)
+            clauses.append(f"RowKey eq @k{index}")
+        query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
+        return list(self.table.query_entities(query, parameters=params))
 
     def _query_chunk(self, pk: str, keys: Sequence[str]) -> list[CrosswalkEntry]:
         params: dict[str, Any] = {"pk": pk}
@@ -143,9 +183,12 @@ class CrosswalkStore:
                 by_target[entry.target_key] = entry
         rev_pk = self._rev_pk(pair, company)
         reverse = [_entity(rev_pk, encode_key(key), e) for key, e in by_target.items()]
-        # Forward rows first: a reverse row is only trusted when its forward row agrees.
+        org_pk = self._org_pk(pair, company)
+        by_origin = [_entity(org_pk, encode_key(e.origin), e) for e in by_source.values() if e.origin]
+        # Forward rows first: reverse and origin rows are only trusted when their forward row agrees.
         self._upsert(forward)
         self._upsert(reverse)
+        self._upsert(by_origin)
 
     def _upsert(self, entities: list[dict[str, Any]]) -> None:
         for start in range(0, len(entities), TRANSACTION_LIMIT):
