@@ -198,6 +198,16 @@ def test_log_counts_and_reset() -> None:
     assert log.entries() == []
 
 
+def test_requests_in_flight_across_a_reset_are_not_logged() -> None:
+    log = RequestLog()
+    before = log.epoch
+    log.reset()
+    log.append(LogEntry("finops", "GET", "/data/x", "read", 0, 0, False, "hang"), before)
+    assert log.count() == 0
+    log.append(LogEntry("finops", "GET", "/data/x", "read", 0, 200, False, None), log.epoch)
+    assert log.count() == 1
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kind"),
     [
