@@ -36,7 +36,7 @@ from shared.odata.errors import (
 )
 from shared.odata.filters import F, Filter
 from shared.odata.pager import iter_pages
-from shared.writes import WriteOutcome, match_parts
+from shared.writes import WriteOutcome, match_parts, run_chunks
 
 if TYPE_CHECKING:
     from shared.http import ServiceHttp
@@ -254,15 +254,21 @@ class DataverseClient:
         *,
         supports_multiple: bool,
     ) -> list[WriteOutcome]:
-        """Upsert by primary id; one outcome per record, in input order."""
-        outcomes: list[WriteOutcome] = []
-        for start in range(0, len(records), self.bulk_size):
-            chunk = records[start : start + self.bulk_size]
+        """Upsert by primary id; one outcome per record, in input order.
+
+        Chunks of ``bulk_size`` go out concurrently, up to the limiter's maximum (which shrinks on
+        429s); each chunk's fallback to ``$batch`` stays with its chunk.
+        """
+        chunks = [records[start : start + self.bulk_size] for start in range(0, len(records), self.bulk_size)]
+
+        def one_chunk(chunk: Sequence[DataverseWrite]) -> list[WriteOutcome]:
             if supports_multiple:
-                outcomes.extend(self._upsert_multiple(table, entity_set, chunk))
-            else:
-                outcomes.extend(self._upsert_batch(table, entity_set, chunk))
-        return outcomes
+                return self._upsert_multiple(table, entity_set, chunk)
+            return self._upsert_batch(table, entity_set, chunk)
+
+        limiter = getattr(self.http, "limiter", None)
+        workers = int(getattr(limiter, "maximum", 1) or 1)
+        return [outcome for done in run_chunks(one_chunk, chunks, workers) for outcome in done]
 
     def _upsert_multiple(
         self, table: str, entity_set: str, chunk: Sequence[DataverseWrite]

@@ -32,7 +32,7 @@ from shared.odata.errors import (
 from shared.odata.filters import F, Filter
 from shared.odata.literals import key_predicate
 from shared.odata.pager import iter_pages
-from shared.writes import WriteOutcome, match_parts
+from shared.writes import WriteOutcome, match_parts, run_chunks
 
 if TYPE_CHECKING:
     from shared.http import ServiceHttp
@@ -216,13 +216,19 @@ class FinOpsClient:
 
     # ------------------------------------------------------------------ writes
     def write(self, entity_set: str, records: Sequence[FinOpsWrite]) -> list[WriteOutcome]:
-        """Create or update each record; one outcome per record, in input order."""
-        outcomes: list[WriteOutcome | None] = [None] * len(records)
-        for start in range(0, len(records), self.batch_size):
+        """Create or update each record; one outcome per record, in input order.
+
+        The ``$batch`` requests of one call go out concurrently, up to the limiter's maximum (the
+        limiter itself backs off on 429s), each followed by its own create/update fallback.
+        """
+        starts = list(range(0, len(records), self.batch_size))
+
+        def one_batch(start: int) -> list[tuple[int, WriteOutcome]]:
             attempts = [
                 _Attempt(start + offset, rec, create=not rec.exists)
                 for offset, rec in enumerate(records[start : start + self.batch_size])
             ]
+            done: list[tuple[int, WriteOutcome]] = []
             retry: list[_Attempt] = []
             for attempt, outcome in self._send(entity_set, attempts):
                 error = outcome.error
@@ -231,11 +237,21 @@ class FinOpsClient:
                 elif error is not None and not attempt.create and is_not_found(error):
                     retry.append(_Attempt(attempt.index, attempt.record, create=True))
                 else:
-                    outcomes[attempt.index] = outcome
+                    done.append((attempt.index, outcome))
             # The crosswalk was wrong for these: re-send the other way, once (no ping-pong).
             for attempt, outcome in self._send(entity_set, retry) if retry else ():
-                outcomes[attempt.index] = outcome
+                done.append((attempt.index, outcome))
+            return done
+
+        outcomes: list[WriteOutcome | None] = [None] * len(records)
+        for done in run_chunks(one_batch, starts, self._workers()):
+            for index, outcome in done:
+                outcomes[index] = outcome
         return [o for o in outcomes if o is not None]
+
+    def _workers(self) -> int:
+        limiter = getattr(self.http, "limiter", None)
+        return int(getattr(limiter, "maximum", 1) or 1)
 
     def _operation(self, entity_set: str, attempt: _Attempt, content_id: str) -> BatchOperation:
         rec = attempt.record

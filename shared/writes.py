@@ -6,13 +6,18 @@ engine can record crosswalk entries for the ones that landed and retry-store ent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shared.odata.batch import BatchPartResponse
 from shared.odata.errors import SyncError
 
-__all__ = ["WriteOutcome", "match_parts"]
+__all__ = ["WriteOutcome", "match_parts", "run_chunks"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -48,3 +53,24 @@ def match_parts(parts: Sequence[BatchPartResponse], count: int) -> list[BatchPar
     if len(parts) == count:
         return list(parts)
     return [by_id.get(i + 1) for i in range(count)]
+
+
+def run_chunks(func: Callable[[T], R], chunks: Sequence[T], workers: int) -> list[R]:
+    """``[func(c) for c in chunks]``, with up to ``workers`` chunks in flight at once; results in order.
+
+    Bulk writes are latency-bound: each UpsertMultiple or ``$batch`` waits a round trip plus the
+    server's per-record time, so sending chunks side by side multiplies throughput. The caller's
+    ``ServiceHttp`` limiter still decides how many requests really go out together (it shrinks on
+    429s), so ``workers`` is only the ceiling: the limiter's maximum. One chunk, or one worker, runs
+    inline without a thread. The first exception (a run-level error such as ``AuthFailed``) is
+    re-raised after the chunks not yet started are cancelled and those in flight have finished.
+    """
+    if workers <= 1 or len(chunks) <= 1:
+        return [func(chunk) for chunk in chunks]
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(chunks)), thread_name_prefix="p2c-write")
+    futures: list[Future[R]] = []
+    try:
+        futures = [pool.submit(func, chunk) for chunk in chunks]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

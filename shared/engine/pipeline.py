@@ -19,6 +19,7 @@ from shared.engine.filters import Predicate
 from shared.engine.ports import PlannedWrite, Source, Target, WriteResult
 from shared.engine.scope import RunScope
 from shared.mapping import MapContext, MappedRecord, MappingFailure, ReferenceMissing, TaskMapping
+from shared.odata.errors import NotFound
 from shared.state import CrosswalkEntry, ErrorRecord
 
 log = logging.getLogger("p2c.engine")
@@ -189,6 +190,19 @@ class TaskPipeline:
                     self._resolve(plan.source_key, "written")
             else:
                 error = res.error or RuntimeError("the service gave no outcome for this record")
+                if isinstance(error, NotFound):
+                    # the target cannot find a record this one refers to (a bound lookup, a customer
+                    # account): wait for it like a missing parent instead of failing the record
+                    self._record_error(
+                        plan.source_key,
+                        plan.payload,
+                        "deferred",
+                        "DependencyMissing",
+                        f"the target refers to a record that does not exist yet: {error}",
+                        getattr(error, "field", None),
+                        missing=str(error)[:200],
+                    )
+                    continue
                 self._fail(
                     plan.source_key,
                     plan.payload,

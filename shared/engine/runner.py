@@ -22,7 +22,12 @@ from shared.engine.pipeline import TaskPipeline, TaskResult, TaskSpecView
 from shared.engine.ports import Source, Target
 from shared.engine.references import ReferenceCache, RunResolver, SyncedRecords, SyncedTask
 from shared.engine.scope import RunScope
-from shared.engine.sources import DataverseChangeSource, FinOpsDateCursorSource, FinOpsSnapshotSource
+from shared.engine.sources import (
+    DataverseChangeSource,
+    FinOpsDateCursorSource,
+    FinOpsSnapshotSource,
+    SourceKey,
+)
 from shared.engine.targets import DataverseTarget, FinOpsTarget
 from shared.engine.wiring import ServiceClients, build_service_clients
 from shared.mapping import Catalogue, CompiledMapping, TaskMapping, load_catalogue, load_mapping
@@ -315,10 +320,11 @@ class SyncEngine:
         source: Source
         target: Target
         src, tgt = task.source, task.target
+        key = self._source_key(task)
         if src.service == "dataverse":
             source_id_field = self.catalogue.dataverse_table_by_set(src.entity_set).primary_id
             source = DataverseChangeSource(
-                clients.dataverse, src.entity_set, src.select, src.key, source_id_field
+                clients.dataverse, src.entity_set, src.select, key, source_id_field
             )
         elif task.cursor is not None:
             from datetime import timedelta
@@ -327,23 +333,25 @@ class SyncEngine:
                 clients.finops,
                 src.entity_set,
                 src.select,
-                src.key,
+                key,
                 task.cursor,
                 timedelta(days=self.settings.invoice_lookback_days),
                 clock=self.clock,
             )
             source_id_field = None
         else:
-            source = FinOpsSnapshotSource(
-                clients.finops, src.entity_set, src.select, src.key, clock=self.clock
-            )
+            source = FinOpsSnapshotSource(clients.finops, src.entity_set, src.select, key, clock=self.clock)
             source_id_field = None
         if tgt.service == "finops":
             target = FinOpsTarget(clients.finops, tgt.entity_set)
         else:
             table = self.catalogue.dataverse_table_by_set(tgt.entity_set)
             target = DataverseTarget(
-                clients.dataverse, table.logical_name, tgt.entity_set, table.supports_multiple
+                clients.dataverse,
+                table.logical_name,
+                tgt.entity_set,
+                table.supports_multiple,
+                table.primary_id,
             )
         return TaskSpecView(
             template=template.name,
@@ -358,6 +366,14 @@ class SyncEngine:
             delete_policy=task.delete_policy,
             parent_entities=frozenset(task.parent_entities),
         )
+
+    def _source_key(self, task: TaskMapping) -> SourceKey:
+        columns = task.key_columns
+        if task.source.service == "finops":
+            props = self.catalogue.finops_entity_set(task.source.entity_set).properties
+            numeric = [props[c].type in _NUMERIC_EDM if c in props else False for c in columns]
+            return SourceKey.of(columns, numeric)
+        return SourceKey.of(columns)
 
     def _resolver(self, clients: ServiceClients) -> RunResolver:
         catalogue = self.catalogue
@@ -441,6 +457,9 @@ def _short(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     return cursor if len(cursor) <= 2000 else cursor[:1000] + "…" + cursor[-900:]
+
+
+_NUMERIC_EDM = frozenset({"Edm.Int32", "Edm.Int64", "Edm.Decimal", "Edm.Double", "Edm.Int16", "Edm.Byte"})
 
 
 def task_pair(task: TaskMapping) -> str:

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.dataverse import DataverseClient
@@ -27,7 +29,7 @@ class DataverseChangeSource:
         client: DataverseClient,
         entity_set: str,
         select: Sequence[str],
-        key_column: str,
+        key: SourceKey,
         primary_id: str,
     ) -> None:
         self.client = client
@@ -35,7 +37,7 @@ class DataverseChangeSource:
         self.primary_id = primary_id
         # the primary id always travels with a row: deletes and duplicate checks are by id
         self.select = list(dict.fromkeys([primary_id, *select]))
-        self.key_column = key_column
+        self.key = key
 
     def read(self, cursor: str | None, company: str) -> Iterator[SourcePage]:
         for page in self.client.read_changes(self.entity_set, self.select, cursor):
@@ -49,10 +51,78 @@ class DataverseChangeSource:
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
         natural = [k for k in keys if not k.startswith("id:")]
         by_id = [k[3:] for k in keys if k.startswith("id:")]
-        if natural:
-            yield from self.client.query(self.entity_set, self.select, filter=F.in_(self.key_column, natural))
-        if by_id:
-            yield from self.client.query(self.entity_set, self.select, filter=F.in_(self.primary_id, by_id))
+        for start in range(0, len(natural), COMPOSITE_KEYS_PER_REQUEST):
+            flt = self.key.filter_for(natural[start : start + COMPOSITE_KEYS_PER_REQUEST])
+            if flt is not None:
+                yield from self.client.query(self.entity_set, self.select, filter=flt)
+        for start in range(0, len(by_id), 100):
+            chunk = by_id[start : start + 100]
+            yield from self.client.query(self.entity_set, self.select, filter=F.in_(self.primary_id, chunk))
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """The columns of a source key and how their text parts turn back into typed values.
+
+    Key text is the columns' values joined with `|` (see `TaskMapping.source_key_of`); retries
+    and look-ups must filter by the typed values again, so numeric parts become numbers.
+    """
+
+    columns: tuple[str, ...]
+    numeric: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, columns: Sequence[str], numeric: Sequence[bool] | None = None) -> SourceKey:
+        cols = tuple(columns)
+        return cls(cols, tuple(numeric) if numeric is not None else tuple(False for _ in cols))
+
+    def filter_for(self, keys: Sequence[str]) -> Filter | None:
+        """One filter matching any of the given key texts (In for one column, OR of ANDs else)."""
+        if not keys:
+            return None
+        if len(self.columns) == 1:
+            return F.in_(self.columns[0], [self._typed(0, k) for k in keys])
+        clauses: list[Filter] = []
+        for key in keys:
+            parts = key.split("|")
+            if len(parts) != len(self.columns):
+                continue
+            clauses.append(
+                F.and_(
+                    *(
+                        F.eq(col, self._typed(i, part))
+                        for i, (col, part) in enumerate(zip(self.columns, parts, strict=True))
+                    )
+                )
+            )
+        return F.or_(*clauses) if clauses else None
+
+    def _typed(self, index: int, text: str) -> Any:
+        if self.numeric[index]:
+            try:
+                return int(text)
+            except ValueError:
+                return Decimal(text)
+        return text
+
+
+#: Composite-key filters grow with every key; F&O URLs stay well below their length limit with this.
+COMPOSITE_KEYS_PER_REQUEST = 20
+
+
+def _fetch_keys(
+    client: FinOpsClient,
+    entity_set: str,
+    select: list[str],
+    key: SourceKey,
+    keys: Sequence[str],
+    company: str,
+) -> Iterator[list[dict[str, Any]]]:
+    step = 100 if len(key.columns) == 1 else COMPOSITE_KEYS_PER_REQUEST
+    for start in range(0, len(keys), step):
+        flt = key.filter_for(keys[start : start + step])
+        if flt is not None:
+            yield from client.read_company(entity_set, select, company, filter=flt)
 
 
 class FinOpsSnapshotSource:
@@ -63,13 +133,13 @@ class FinOpsSnapshotSource:
         client: FinOpsClient,
         entity_set: str,
         select: Sequence[str],
-        key_column: str,
+        key: SourceKey,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.entity_set = entity_set
         self.select = list(select)
-        self.key_column = key_column
+        self.key = key
         self.clock = clock
 
     def read(self, cursor: str | None, company: str) -> Iterator[SourcePage]:
@@ -82,13 +152,7 @@ class FinOpsSnapshotSource:
         yield SourcePage(rows=pending or [], cursor=f"snapshot:{started}")
 
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
-        if keys:
-            yield from self.client.read_company(
-                self.entity_set,
-                self.select,
-                company,
-                filter=F.in_(self.key_column, list(keys)),
-            )
+        yield from _fetch_keys(self.client, self.entity_set, self.select, self.key, keys, company)
 
 
 class FinOpsDateCursorSource:
@@ -99,7 +163,7 @@ class FinOpsDateCursorSource:
         client: FinOpsClient,
         entity_set: str,
         select: Sequence[str],
-        key_column: str,
+        key: SourceKey,
         date_column: str,
         lookback: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -107,7 +171,7 @@ class FinOpsDateCursorSource:
         self.client = client
         self.entity_set = entity_set
         self.select = list(select)
-        self.key_column = key_column
+        self.key = key
         self.date_column = date_column
         self.lookback = lookback
         self.clock = clock
@@ -126,10 +190,4 @@ class FinOpsDateCursorSource:
         yield SourcePage(rows=pending or [], cursor=started.isoformat())
 
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
-        if keys:
-            yield from self.client.read_company(
-                self.entity_set,
-                self.select,
-                company,
-                filter=F.in_(self.key_column, list(keys)),
-            )
+        yield from _fetch_keys(self.client, self.entity_set, self.select, self.key, keys, company)

@@ -30,15 +30,28 @@ class FinOpsTarget:
 class DataverseTarget:
     """Keyed upserts by deterministic primary id: UpsertMultiple, `$batch` where it is not offered."""
 
-    def __init__(self, client: DataverseClient, table: str, entity_set: str, supports_multiple: bool) -> None:
+    def __init__(
+        self,
+        client: DataverseClient,
+        table: str,
+        entity_set: str,
+        supports_multiple: bool,
+        primary_id: str = "",
+    ) -> None:
         self.client = client
         self.table = table
         self.entity_set = entity_set
         self.supports_multiple = supports_multiple
+        self.primary_id = primary_id or f"{table}id"
 
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
+        existing = self._existing_ids(records)
         writes = [
-            DataverseWrite(source_key=r.source_key, target_id=r.target_id or "", payload=r.payload)
+            DataverseWrite(
+                source_key=r.source_key,
+                target_id=existing.get(r.source_key) or r.target_id or "",
+                payload=r.payload,
+            )
             for r in records
         ]
         outcomes = self.client.upsert_many(
@@ -48,3 +61,25 @@ class DataverseTarget:
             WriteResult(o.source_key, o.ok, str(o.target_id) if o.target_id else None, o.created, o.error)
             for o in outcomes
         ]
+
+    def _existing_ids(self, records: Sequence[PlannedWrite]) -> dict[str, str]:
+        """Rows that already exist in Sales under the record's alternate key (design.md §3).
+
+        A record never synced before may already be in Sales (entered by hand, or by an earlier
+        integration); writing it under our deterministic id would collide with its alternate key.
+        Matching first turns that create into an update of the existing row. Only first-time
+        records are matched, so steady-state runs pay nothing.
+        """
+        by_column: dict[str, dict[str, str]] = {}
+        for r in records:
+            if r.exists or len(r.target_key) != 1:
+                continue
+            [(column, value)] = r.target_key.items()
+            if isinstance(value, str) and value:
+                by_column.setdefault(column, {})[value] = r.source_key
+        found: dict[str, str] = {}
+        for column, wanted in by_column.items():
+            ids = self.client.match_existing(self.entity_set, column, list(wanted), self.primary_id)
+            for value, row_id in ids.items():
+                found[wanted[value]] = row_id
+        return found

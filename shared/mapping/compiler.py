@@ -65,7 +65,7 @@ class TaskMapping:
     parent_entities: list[str]
     cursor: str | None
     rules: list[CompiledRule]
-    key_read: str
+    key_reads: list[str]
     target_key_fields: list[str]
     target_table: str | None = None
     source_id_field: str | None = None
@@ -92,14 +92,25 @@ class TaskMapping:
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:
         """The natural key text of a source row, or None when the row has none."""
-        value = row.get(self.key_read)
-        return None if is_empty(value) else str(value)
+        parts = []
+        for name in self.key_reads:
+            value = row.get(name)
+            if is_empty(value):
+                return None
+            parts.append(str(value))
+        return "|".join(parts)
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The source key as a list of columns (one for natural keys, several for lines)."""
+        return list(self.key_reads)
 
     def map(self, row: dict[str, Any], ctx: MapContext) -> MappedRecord | MappingFailure:
         """Source row → target write. Pure; `ReferenceMissing` from the resolver propagates."""
         source_key = self.source_key_of(row)
         if source_key is None:
-            return MappingFailure(None, self.source.key, f"required key {self.source.key!r} is empty")
+            names = ", ".join(self.key_reads)
+            return MappingFailure(None, self.key_reads[0], f"required key {names} is empty")
         payload: dict[str, Any] = {}
         try:
             for rule in self.rules:
@@ -221,7 +232,10 @@ def _wire(view: _SourceView, name: str, where: str) -> str:
 
 def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> TaskMapping:
     view = _source_view(task.source, catalogue)
-    key_read = _wire(view, task.source.key, task.source.key)
+    key_names = [task.source.key] if isinstance(task.source.key, str) else list(task.source.key)
+    if not key_names:
+        raise _Problem("source key must name at least one column", None)
+    key_reads = [_wire(view, name, name) for name in key_names]
     for name in task.source.select:
         _wire(view, name, name)
     conditions = [_check_condition(view, condition) for condition in task.source.filter]
@@ -264,7 +278,7 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         parent_entities=parents,
         cursor=task.cursor,
         rules=rules,
-        key_read=key_read,
+        key_reads=key_reads,
         target_key_fields=key_fields,
         target_table=targets.dataverse.logical_name if targets.dataverse is not None else None,
         source_id_field=view.dataverse.primary_id if view.dataverse is not None else None,

@@ -14,6 +14,7 @@ from shared.mapping.fields import TargetField
 from shared.mapping.records import MapContext
 from shared.mapping.spec import FieldRule
 from shared.mapping.transforms import Row, Transform, TransformError, excerpt, is_empty
+from shared.odata.literals import literal
 
 BIND_SUFFIX = "@odata.bind"
 
@@ -108,6 +109,8 @@ class CompiledRule:
             return ctx.resolver.resolve(lookup.entity, lookup.by, value, lookup.return_)
         bind = self.rule.bind
         if bind is not None:
+            if bind.key is not None:
+                return f"{bind.entity_set}({bind.key}={literal(value)})"
             related = value
             if bind.lookup is not None:
                 related = ctx.resolver.resolve(bind.lookup.entity, bind.lookup.by, value, bind.lookup.return_)

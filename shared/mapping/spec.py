@@ -50,7 +50,12 @@ class SourceSpec(_Strict):
 
     service: Service
     entity_set: str = Field(description="Dataverse entity set (e.g. `accounts`) or F&O entity set.")
-    key: str = Field(description="Source natural-key column (e.g. `accountnumber`).")
+    key: str | list[str] = Field(
+        description=(
+            "Source natural-key column (e.g. `accountnumber`), or several for composite keys such as F&O "
+            "lines (`[SalesOrderNumber, LineCreationSequenceNumber]`); their values are joined with `|`."
+        )
+    )
     select: list[str] = Field(
         default_factory=list, description="Extra columns to read besides the mapped ones."
     )
@@ -85,12 +90,17 @@ class LookupSpec(_Strict):
 class BindSpec(_Strict):
     """Dataverse lookup write: `<target>@odata.bind: "<entity_set>(<id>)"`.
 
-    The related row's id is found through the resolver (`lookup`); without `lookup` the source value
-    is taken to be the related row's id already (e.g. a `_x_value` GUID copied table to table).
+    The related row's id is found through the resolver (`lookup`); with `key` the related row is
+    named by one of its alternate keys instead (`salesorders(ordernumber='ORD-1')`), which needs no
+    look-up at all and lets Dataverse resolve it; without either the source value is taken to be
+    the related row's id already (e.g. a `_x_value` GUID copied table to table).
     """
 
     entity_set: str = Field(description="Entity set of the related table, e.g. `accounts`.")
     lookup: LookupSpec | None = None
+    key: str | None = Field(
+        default=None, description="Alternate-key column of the related table to bind by (instead of its id)."
+    )
 
 
 class ConcatSpec(_Strict):
