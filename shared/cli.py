@@ -123,11 +123,13 @@ def same_value(current: Any, new: Any) -> bool:
     """Equal as the target stores it: blank == None, 5 == 5.0 == "5", dates compare by their day."""
     if current in (None, "") and new in (None, ""):
         return True
-    if isinstance(current, bool) or isinstance(new, bool):
-        return bool(current == new)
-    a, b = _number(current), _number(new)
-    if a is not None and b is not None:
-        return a == b
+    if isinstance(current, bool) or isinstance(new, bool):  # True == 1 in Python, not in a target
+        return isinstance(current, bool) and isinstance(new, bool) and current == new
+    # numeric comparison only when one side is a number: "01234" and "1234" are different zip codes
+    numeric = (int, float, Decimal)
+    if isinstance(current, numeric) or isinstance(new, numeric):
+        a, b = _number(current), _number(new)
+        return a is not None and b is not None and a.is_finite() and a == b
     if isinstance(current, str) and isinstance(new, str):
         if current == new:
             return True
