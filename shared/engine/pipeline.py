@@ -329,23 +329,26 @@ class TaskPipeline:
     ) -> None:
         scope, spec = self.scope, self.spec
         excerpt = scope.excerpt(payload, PAYLOAD_EXCERPT_CHARS)
-        saved: ErrorRecord = scope.state.errors.record(
-            ErrorRecord(
-                template=spec.template,
-                source_key=key,
-                company=spec.company,
-                task=spec.task,
-                kind=kind,
-                error_class=error_class,
-                message=scope.scrub(message),
-                field=field_name,
-                payload_excerpt=excerpt,
-                missing_reference=missing,
-                run_id=scope.run_id,
-            ),
-            park_after=scope.park_after,
+        record = ErrorRecord(
+            template=spec.template,
+            source_key=key,
+            company=spec.company,
+            task=spec.task,
+            kind=kind,
+            error_class=error_class,
+            message=scope.scrub(message),
+            field=field_name,
+            payload_excerpt=excerpt,
+            missing_reference=missing,
+            run_id=scope.run_id,
         )
-        self._open_errors.add(key)
+        if scope.dry_run:
+            # a dry run shows what would fail but leaves the retry store as it found it
+            record.attempts = 1
+            saved = record
+        else:
+            saved = scope.state.errors.record(record, park_after=scope.park_after)
+            self._open_errors.add(key)
         if saved.status == "parked":
             scope.counts.add(
                 parked=1, failed=1 if kind == "failed" else 0, deferred=1 if kind != "failed" else 0

@@ -256,6 +256,8 @@ class SyncEngine:
         requests = clients.requests_snapshot() if clients is not None else {}
         if clients is not None:
             clients.close()
+        if dry_run:
+            message = "dry run: nothing was written" + (f"; {message}" if message else "")
         record.status, record.finished_at, record.message = status, finished, message
         record.counts = counts.as_dict()
         record.requests = {k: v for k, v in requests.items()}
