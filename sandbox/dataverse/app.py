@@ -308,9 +308,13 @@ class _Rollback(Exception):
 class DataverseService:
     """The Web API behaviour over a `DataverseStore`."""
 
-    def __init__(self, store: DataverseStore, base_path: str = "/api/data/v9.2") -> None:
+    def __init__(
+        self, store: DataverseStore, base_path: str = "/api/data/v9.2", max_page_size: int = MAX_PAGE
+    ) -> None:
         self.store = store
         self.base_path = base_path.rstrip("/")
+        # the service's cap (5000); smaller in tests so paging shows up with a handful of rows
+        self.max_page = max(1, min(max_page_size, MAX_PAGE))
         self.validator = Validator()
         self._select_cache: dict[tuple[str, str], list[str]] = {}
         self._order_cache: dict[tuple[str, str, str], tuple[int, list[str]]] = {}
@@ -529,12 +533,12 @@ class DataverseService:
     def _page_size(self, req: Req) -> tuple[int, bool]:
         raw = req.prefer.get("odata.maxpagesize")
         if raw is None:
-            return MAX_PAGE, False
+            return self.max_page, False
         try:
             size = int(raw)
         except ValueError:
             raise DataverseError(400, INVALID_PROPERTY, f"Invalid odata.maxpagesize value '{raw}'.") from None
-        return max(1, min(size, MAX_PAGE)), True
+        return max(1, min(size, self.max_page)), True
 
     def _applied(self, req: Req, page_size: int, explicit: bool, tracking: bool) -> str:
         applied = []
@@ -599,7 +603,7 @@ class DataverseService:
                 raise DataverseError(400, INVALID_PROPERTY, f"Invalid $top value '{q['$top']}'.") from None
             if top < 0:
                 raise DataverseError(400, INVALID_PROPERTY, f"Invalid $top value '{q['$top']}'.")
-            limit = min(top, MAX_PAGE)
+            limit = min(top, self.max_page)
         want_count = q.get("$count", "").lower() == "true"
         page_no = cookie.page if cookie else 1
         with self.store.lock:
@@ -1316,14 +1320,17 @@ def _resolve_ref_body(body: dict[str, Any], ids: Mapping[str, str]) -> dict[str,
 
 
 def build_dataverse_app(
-    store: DataverseStore, catalogue: Any = None, base_path: str = "/api/data/v9.2"
+    store: DataverseStore,
+    catalogue: Any = None,
+    base_path: str = "/api/data/v9.2",
+    max_page_size: int = MAX_PAGE,
 ) -> Starlette:
     """The Dataverse Web API stand-in as an ASGI app (served behind the sandbox guard).
 
     `catalogue` is accepted for symmetry with the other stand-ins; the store already holds it.
     """
     del catalogue
-    service = DataverseService(store, base_path)
+    service = DataverseService(store, base_path, max_page_size)
     prefix = service.base_path
 
     async def endpoint(request: Request) -> Response:
