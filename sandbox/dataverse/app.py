@@ -1213,8 +1213,9 @@ class DataverseService:
         except MultipartError as err:
             return self.error(DataverseError(400, INVALID_PROPERTY, err.message))
         split = urlsplit(url)
-        raw_path = unquote(split.path)
-        path = relative_path(raw_path, self.base_path) if raw_path.startswith("/") else raw_path
+        # strip the service root while still encoded: a decoded key may hold `#` or `?`
+        encoded = relative_path(split.path, self.base_path) if split.path.startswith("/") else split.path
+        path = unquote(encoded)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         headers = part.headers.to_dict()
         headers["x-in-batch"] = "1"

@@ -625,8 +625,9 @@ class FinOpsService:
         except MultipartError as err:
             return self._strip(self.error(odata_error(err.message)))
         split = urlsplit(url)
-        raw_path = unquote(split.path)
-        path = relative_path(raw_path, self.base_path) if raw_path.startswith("/") else raw_path
+        # strip the service root while still encoded: a decoded key may hold `#` or `?`
+        encoded = relative_path(split.path, self.base_path) if split.path.startswith("/") else split.path
+        path = unquote(encoded)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         headers = part.headers.to_dict()
         return self._strip(self.handle(part.method, path, query, headers, part.body, outer.root))

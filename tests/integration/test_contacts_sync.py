@@ -435,15 +435,6 @@ def test_awkward_keys_are_created_exactly(product: Product) -> None:
     assert persons[AWKWARD_PERSON]["AssociatedPartyNumber"] == AWKWARD_ACCOUNT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sandbox bug, sandbox/finops/app.py FinOpsApp._run_inner: the $batch inner URL is unquoted and "
-        "then passed to sandbox/multipart.py relative_path, whose urlsplit cuts the decoded key at '#' "
-        "(taken for a fragment), so PATCH CDSContactPersons(..ContactPersonPartyNumber=CON%2F90005%23KEY..) "
-        "is refused with 'Error in query syntax'; the client encodes the key correctly (%2F, %23)"
-    ),
-)
 def test_awkward_keys_are_updated_through_the_key_url(product: Product) -> None:
     """An update addresses the record by its key in the URL: ' / # must be encoded and decoded once."""
     person_id, customer_id = seed_awkward_keys(product)
