@@ -34,7 +34,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SERVICES = ("dataverse", "finops")
-FAULT_KINDS = ("429", "500", "503", "reset", "hang", "truncated", "html", "nonjson")
+FAULT_KINDS = (
+    "429", "500", "503", "reset", "hang", "truncated", "html", "nonjson", "loop", "batch_mismatch",
+)
+#: Faults that let the app answer and then damage its answer (so a write may be committed).
+BODY_FAULTS = frozenset({"truncated", "loop", "batch_mismatch"})
 TRANSPORT_KEY = "sandbox.transport"  # set in the scope by the sandbox's uvicorn protocol (server.py)
 
 
@@ -502,7 +506,7 @@ class Guard:
         started = self.limits.now()
         try:
             fault = self.faults.pick(self.service, predicted)
-            if fault is not None and fault != "truncated":
+            if fault is not None and fault not in BODY_FAULTS:
                 chosen, throttled = fault, fault == "429"
 
                 def log_fault(status: int) -> None:
@@ -524,7 +528,11 @@ class Guard:
         fault: str | None,
         log: Callable[[str, int, int, bool, str | None], None],
     ) -> None:
-        """Run the app, applying latency at response start; a "truncated" fault cuts the body in half."""
+        """Run the app, applying latency at response start; body faults rewrite the finished answer.
+
+        "truncated" cuts the body in half, "loop" points `@odata.nextLink` back at the request
+        itself, "batch_mismatch" drops the last part of a `$batch` answer.
+        """
         state: dict[str, Any] = {"status": 500, "kind": predicted, "records": 0, "logged": False}
         held: list[Message] = []
         service, latency, truncate = self.service, self.latency, fault is not None
@@ -552,7 +560,7 @@ class Guard:
                 log_once()
                 if truncate:
                     held.append(message)
-                    await _send_truncated(send, held)
+                    await _send_rewritten(send, held, fault or "truncated", _request_url(scope))
                     return
             elif truncate:
                 held.append(message)
@@ -614,14 +622,62 @@ async def _respond(send: Send, status: int, body: bytes, ctype: bytes, headers: 
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_truncated(send: Send, held: list[Message]) -> None:
+async def _send_rewritten(send: Send, held: list[Message], fault: str, url: str) -> None:
     start, bodies = held[0], held[1:]
     body = b"".join(m.get("body", b"") for m in bodies)
-    cut = body[: max(0, len(body) // 2 - 1)] if len(body) > 1 else b"{"
+    ctype = b""
+    for name, value in start.get("headers", ()):
+        if name == b"content-type":
+            ctype = value
+    if fault == "loop":
+        out = _looping(body, url)
+    elif fault == "batch_mismatch":
+        out = _drop_last_part(body, ctype.decode("latin-1"))
+    else:
+        out = body[: max(0, len(body) // 2 - 1)] if len(body) > 1 else b"{"
     headers = [(k, v) for k, v in start.get("headers", ()) if k != b"content-length"]
-    headers.append((b"content-length", str(len(cut)).encode()))
+    headers.append((b"content-length", str(len(out)).encode()))
     await send({**start, "headers": headers})
-    await send({"type": "http.response.body", "body": cut})
+    await send({"type": "http.response.body", "body": out})
+
+
+def _request_url(scope: Scope) -> str:
+    host = "127.0.0.1"
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1")
+    path = scope.get("raw_path") or scope.get("path", "").encode()
+    query = scope.get("query_string", b"")
+    text = f"https://{host}{path.decode('latin-1')}"
+    return f"{text}?{query.decode('latin-1')}" if query else text
+
+
+def _looping(body: bytes, url: str) -> bytes:
+    """A page whose next link is the page itself (a server-side paging bug)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(doc, dict):
+        doc.pop("@odata.deltaLink", None)
+        doc["@odata.nextLink"] = url
+        return json.dumps(doc).encode()
+    return body
+
+
+def _drop_last_part(body: bytes, content_type: str) -> bytes:
+    """A `$batch` answer that lost its last part (parts no longer match the request)."""
+    marker = "boundary="
+    if marker not in content_type:
+        return body
+    boundary = content_type.split(marker, 1)[1].split(";", 1)[0].strip().strip('"').encode()
+    delimiter = b"--" + boundary
+    pieces = body.split(delimiter)
+    # pieces: preamble, part1, ..., partN, closing "--\r\n"
+    if len(pieces) <= 3:
+        return body
+    kept = [*pieces[:-2], pieces[-1]]
+    return delimiter.join(kept)
 
 
 async def _abort(scope: Scope) -> None:

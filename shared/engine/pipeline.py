@@ -62,6 +62,8 @@ class TaskPipeline:
         self.scope = scope
         self.spec = spec
         self._seen_keys: dict[str, str] = {}
+        # keys two source records share in this run: their error stays open even though one was written
+        self._duplicates: set[str] = set()
         self._open_errors: set[str] = scope.open_error_keys(spec.task, spec.company)
         self._resolver = scope.resolver.for_company(spec.company)
 
@@ -120,6 +122,7 @@ class TaskPipeline:
                     f"({duplicate_of} and {source_id}); the first one was synced, fix the duplicate",
                     field_name=None,
                 )
+                self._duplicates.add(record.source_key)
                 continue
             if source_id is not None:
                 self._seen_keys[record.source_key] = source_id
@@ -276,7 +279,8 @@ class TaskPipeline:
             if missing.entity in spec.parent_entities:
                 self._defer(key, row, missing)
             else:
-                self._fail(key, row, "ReferenceMissing", str(missing), field_name=None)
+                self._fail(key, row, "ReferenceMissing", f"{missing.field}: {missing}" if missing.field
+                           else str(missing), field_name=missing.field)
             return None
         if isinstance(outcome, MappingFailure):
             self._fail(
@@ -313,7 +317,7 @@ class TaskPipeline:
             "deferred",
             "DependencyMissing",
             str(missing),
-            None,
+            missing.field,
             missing=f"{missing.entity}.{missing.by}={missing.value}",
         )
 
@@ -369,7 +373,7 @@ class TaskPipeline:
 
     def _resolve(self, key: str, why: str) -> None:
         scope, spec = self.scope, self.spec
-        if scope.dry_run:
+        if scope.dry_run or key in self._duplicates:
             return
         scope.state.errors.resolve(spec.template, key, spec.company)
         self._open_errors.discard(key)

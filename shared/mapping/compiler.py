@@ -379,7 +379,7 @@ def _compile_rule(
     transforms = _transforms(rule, target, view)
     value_map = _value_map(spec, rule)
     compiled = CompiledRule(rule, payload_name, target, read, transforms, value_map)
-    if target is not None:
+    if target is not None and rule.lookup is None:
         _check_outputs(rule, target, value_map, compiled)
     return compiled
 

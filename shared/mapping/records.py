@@ -21,11 +21,13 @@ from shared.mapping.transforms import excerpt
 class ReferenceMissing(Exception):
     """No `entity` row has `by` equal to `value` (yet): the record cannot be mapped now."""
 
-    def __init__(self, entity: str, by: str, value: Any) -> None:
+    def __init__(self, entity: str, by: str, value: Any, field: str | None = None) -> None:
         super().__init__(entity, by, value)
         self.entity = entity
         self.by = by
         self.value = value
+        #: the target field whose rule asked (set by the rule), so the error names it
+        self.field = field
 
     def __str__(self) -> str:
         return f"no {self.entity} with {self.by} = {excerpt(self.value)}"

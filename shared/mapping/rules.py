@@ -7,11 +7,12 @@ no parsing and no catalogue look-ups, and every problem with the rule itself sur
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from shared.mapping.fields import TargetField
-from shared.mapping.records import MapContext
+from shared.mapping.records import MapContext, ReferenceMissing
 from shared.mapping.spec import FieldRule
 from shared.mapping.transforms import Row, Transform, TransformError, excerpt, is_empty
 from shared.odata.literals import literal
@@ -73,6 +74,7 @@ class CompiledRule:
     def __post_init__(self) -> None:
         self._folded = {k.casefold(): v for k, v in (self.value_map or {}).items()}
         self._has_default = "default" in self.rule.model_fields_set
+        self._pass_if = re.compile(self.rule.pass_if) if self.rule.pass_if else None
 
     @property
     def has_truncate(self) -> bool:
@@ -84,9 +86,15 @@ class CompiledRule:
             return True, self.constant
         try:
             value = self._value(row, ctx)
-            if value is _MISSING:
+            if value is _MISSING or (value is None and self.rule.required):
+                if self.rule.required:
+                    raise TransformError(f"is required but {self.rule.source or 'the source'} is empty")
                 return False, None
             return True, self._typed(value)
+        except ReferenceMissing as missing:
+            if missing.field is None:
+                missing.field = self.rule.target
+            raise
         except TransformError as exc:
             raise self._failure(str(exc)) from None
         except ArithmeticError as exc:  # decimal overflow and the like on absurd inputs
@@ -97,13 +105,18 @@ class CompiledRule:
         return RuleFailure(self.rule.target, f"{self.rule.target}: {problem} [rule: {describe(self.rule)}]")
 
     def _value(self, row: Row, ctx: MapContext) -> Any:
-        value = row.get(self.read) if self.read is not None else None
+        if "value" in self.rule.model_fields_set:
+            value = self.rule.value
+        else:
+            value = row.get(self.read) if self.read is not None else None
         for _name, transform in self.transforms:
             value = transform(value, row)
         if is_empty(value):
             return self._when_empty()
         if self.value_map is not None:
-            return self._mapped(value)
+            value = self._mapped(value)
+            if is_empty(value) or (self.rule.lookup is None and self.rule.bind is None):
+                return value
         lookup = self.rule.lookup
         if lookup is not None:
             return ctx.resolver.resolve(lookup.entity, lookup.by, value, lookup.return_)
@@ -135,6 +148,10 @@ class CompiledRule:
         if self.rule.unmapped == "default":
             return self.rule.default
         if self.rule.unmapped == "pass":
+            if self._pass_if is not None and not self._pass_if.fullmatch(text.strip()):
+                raise TransformError(
+                    f"{excerpt(value)} is not in the value map and not a valid code ({self.rule.pass_if})"
+                )
             return value
         raise TransformError(f"{excerpt(value)} is not in the value map")
 

@@ -8,6 +8,7 @@ rule; whether the named fields exist is checked against the schema catalogue by 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -135,6 +136,17 @@ class FieldRule(_Strict):
         default="error",
         description="Value not in the map: fail the record, write `default`, or pass the value through.",
     )
+    pass_if: str | None = Field(
+        default=None,
+        description=(
+            "With `unmapped: pass`: a regular expression a passed-through value must match in full "
+            "(e.g. `^[A-Z]{2}$` for ISO country codes); anything else fails the record."
+        ),
+    )
+    required: bool = Field(
+        default=False,
+        description="Fail the record when the value ends up empty (the target needs it).",
+    )
     lookup: LookupSpec | None = None
     bind: BindSpec | None = None
     transform: list[TransformStep] = Field(
@@ -149,11 +161,11 @@ class FieldRule(_Strict):
     def _one_shape(self) -> FieldRule:
         fields_set = self.model_fields_set
         if "value" in fields_set:
-            extra = fields_set - {"target", "value"}
+            extra = fields_set - {"target", "value", "lookup", "bind"}
             if extra:
                 raise ValueError(f"a constant rule takes only target and value, not {sorted(extra)}")
             return self
-        picks = [name for name in ("value_map", "lookup", "bind") if getattr(self, name) is not None]
+        picks = [name for name in ("lookup", "bind") if getattr(self, name) is not None]
         if len(picks) > 1:
             raise ValueError(f"use one of value_map, lookup, bind per rule, not {picks}")
         if self.source is None and not _reads_own_fields(self.transform):
@@ -164,6 +176,13 @@ class FieldRule(_Strict):
             raise ValueError("unmapped: default needs a `default` value")
         if "unmapped" in fields_set and self.value_map is None:
             raise ValueError("`unmapped` only applies to a value_map rule")
+        if self.pass_if is not None:
+            if self.unmapped != "pass":
+                raise ValueError("`pass_if` only applies with `unmapped: pass`")
+            try:
+                re.compile(self.pass_if)
+            except re.error as exc:
+                raise ValueError(f"`pass_if` is not a valid regular expression: {exc}") from None
         return self
 
 

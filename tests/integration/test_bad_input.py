@@ -48,14 +48,6 @@ CASES = [
     pytest.param(
         Case("unknown-country", {"address1_country": "Atlantis"}, "AddressCountryRegionISOCode",
              ("ATLANTIS",), "Atlantis"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "invalid enum/code accepted: 'ATLANTIS' is written as AddressCountryRegionISOCode. "
-            "mappings/accounts.yaml passes unmapped countries through (`unmapped: pass`) and "
-            "sandbox/finops/validation.py does not check the code against LogisticsAddressCountryRegion "
-            "as F&O does. Fix: in the sandbox validate ISO codes of CustomersV2 address fields (F&O "
-            "answers 'The value ... in field Country/region is not found in the related table'), or in "
-            "shared/mapping fail a value_map miss that is not a 2-letter code (unmapped: fail-if-invalid)."
-        )),
         id="unknown-country",
     ),
     Case("malformed-decimal", {"creditlimit": "12,5O0.00"}, "CreditLimit", ("decimal",), "12,5O0.00"),
@@ -63,24 +55,11 @@ CASES = [
          "lots"),
     pytest.param(
         Case("missing-name", {"name": None}, "OrganizationName", ("OrganizationName",), BAD_KEY),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "missing required field accepted: an account without a name becomes a customer without "
-            "OrganizationName (F&O rejects an organisation party without a name). Fix: mark "
-            "OrganizationName required in mappings/accounts.yaml and have shared/mapping return a "
-            "MappingFailure(field='OrganizationName') for an empty required target; the sandbox's "
-            "sandbox/finops/validation.py should also reject it."
-        )),
         id="missing-name",
     ),
     pytest.param(
         Case("broken-currency-lookup", {"_transactioncurrencyid_value": MISSING_CURRENCY},
              "SalesCurrencyCode", ("transactioncurrency",), MISSING_CURRENCY),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "error of a broken lookup has field=None: shared/engine/pipeline.py TaskPipeline._map calls "
-            "self._fail(..., field_name=None) for ReferenceMissing. Fix: give ReferenceMissing "
-            "(shared/mapping/records.py) the target field of the lookup rule that raised it and pass "
-            "field_name=missing.field in _map (and in _defer)."
-        )),
         id="broken-currency-lookup",
     ),
 ]
@@ -122,12 +101,6 @@ def test_bad_record_fails_alone_with_a_clear_error(product: Product, case: Case)
     assert len(_customers(product)) == GOOD
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the DuplicateSourceKey error is resolved in the same run: it is stored under the shared natural "
-    "key, and writing the surviving record calls _resolve(key, 'written') in shared/engine/pipeline.py "
-    "TaskPipeline._record_results. Fix: store duplicate errors under a key of their own (e.g. "
-    "f'{key}#dup:{source_id}') or never resolve a key flagged DuplicateSourceKey in this run."
-))
 def test_duplicate_natural_key_in_source_writes_the_first_and_reports_the_second(product: Product) -> None:
     """Two Sales accounts with one accountnumber (the alternate key was bypassed, e.g. by an import)."""
     _, currency = _seed(product)

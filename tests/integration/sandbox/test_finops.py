@@ -69,6 +69,14 @@ def fo(sandbox: Sandbox, no_env_ca_bundle: None) -> Iterator[httpx.Client]:
         yield client
 
 
+def settle(sb: Sandbox, count: int, timeout_s: float = 3.0) -> None:
+    """Wait until the log holds `count` entries (the guard logs after the response is sent)."""
+    deadline = time.monotonic() + timeout_s
+    while sb.log.count() < count:
+        assert time.monotonic() < deadline, f"log has {sb.log.count()} entries, expected {count}"
+        time.sleep(0.005)
+
+
 def customer(company: str, account: str, **extra: Any) -> dict[str, Any]:
     return {"dataAreaId": company, "CustomerAccount": account, "OrganizationName": f"Org {account}", **extra}
 
@@ -182,8 +190,11 @@ def test_server_paging_at_10000_rows_with_skip_next_links(sandbox: Sandbox, fo: 
 
 @pytest.fixture(scope="module")
 def small_pages() -> Iterator[Sandbox]:
-    """A second sandbox with a 3-row F&O page and 1-second tokens (SandboxConfig knobs)."""
-    with Sandbox(SandboxConfig(seed=5, finops_page_size=3, token_lifetime_s=1, default_company="demf")) as sb:
+    """A second sandbox with 3-row pages and 1-second tokens (SandboxConfig knobs)."""
+    config = SandboxConfig(
+        seed=5, finops_page_size=3, dataverse_max_page_size=3, token_lifetime_s=1, default_company="demf"
+    )
+    with Sandbox(config) as sb:
         yield sb
 
 
@@ -201,6 +212,20 @@ def test_configured_page_size_and_default_company(small_pages: Sandbox, no_env_c
     # default_company="demf": only demf rows; $top=7 spans three pages of at most 3 and stops at 7.
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [a for p in pages for a in p] == [("demf", f"D{i}") for i in range(7)]
+
+
+def test_dataverse_page_cap_from_config(small_pages: Sandbox, no_env_ca_bundle: None) -> None:
+    """`SandboxConfig.dataverse_max_page_size` caps Dataverse pages too (the smaller-page knob)."""
+    sb = small_pages
+    sb.reset()
+    for i in range(5):
+        sb.dataverse.insert("accounts", {"name": f"cap {i}"})
+    info = sb.info
+    headers = {"Authorization": f"Bearer {msal_token(sb, info.dataverse_url)}", "Accept": "application/json"}
+    resp = httpx.get(info.dataverse_url + "/api/data/v9.2/accounts?$select=name", headers=headers,
+                     verify=info.ca_file)
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["value"]) == 3 and "@odata.nextLink" in resp.json()
 
 
 # --------------------------------------------------------------------------------------------- writes
@@ -322,9 +347,12 @@ def test_batch_atomic_change_sets_report_failures_inside_200(seeded: Sandbox, fo
     assert seeded.finops.get(ENTITY, {"dataAreaId": "usmf", "CustomerAccount": "B-4"}) is not None
 
     # A top-level GET inside the batch reads through the same service.
-    single = ("GET", f"/data/{ENTITY}(dataAreaId='usmf',CustomerAccount='B-1')", {})
+    single: tuple[str, str, dict[str, Any]] = (
+        "GET", f"/data/{ENTITY}(dataAreaId='usmf',CustomerAccount='B-1')", {}
+    )
     resp, statuses = post_batch(fo, batch_body([single]))
     assert statuses == [200] and '"CustomerAccount":"B-1"' in resp.text.replace(" ", "")
+    settle(seeded, 5)
     assert seeded.log.count(service="finops", kind="batch", status=200) == 5
 
 
@@ -344,6 +372,7 @@ def test_missing_expired_and_wrong_audience_tokens_get_401(sandbox: Sandbox, no_
         sandbox.entra.expire_all_tokens()
         resp = fo.get(ENTITY)
         assert resp.status_code == 401 and "expired" in resp.headers["www-authenticate"]
+    settle(sandbox, 4)
     assert sandbox.log.count(service="finops", status=401) == 3
 
 
