@@ -276,7 +276,7 @@ class TaskPipeline:
             outcome = spec.mapping.map(row, MapContext(company=spec.company, resolver=self._resolver))
         except ReferenceMissing as missing:
             key = self._key_hint(row)
-            if missing.entity in spec.parent_entities:
+            if any(name in spec.parent_entities for name in missing.entity.split(" or ")):
                 self._defer(key, row, missing)
             else:
                 self._fail(key, row, "ReferenceMissing", f"{missing.field}: {missing}" if missing.field

@@ -24,7 +24,7 @@ from shared.mapping.records import (
     record_hash,
     synced_entity,
 )
-from shared.mapping.rules import BIND_SUFFIX, CompiledRule, RuleFailure
+from shared.mapping.rules import BIND_SUFFIX, CompiledRule, RuleFailure, entities
 from shared.mapping.spec import Condition, FieldRule, MappingSpec, SourceSpec, TargetSpec, TaskSpec
 from shared.mapping.transforms import (
     BuildContext,
@@ -81,13 +81,10 @@ class TaskMapping:
             lookup = rule.rule.lookup or (rule.rule.bind.lookup if rule.rule.bind else None)
             if lookup is None or rule.read is None or rule.transforms or rule.value_map is not None:
                 continue
-            if synced_entity(lookup.entity) is None:
-                continue
-            values = wanted.setdefault((lookup.entity, lookup.by), set())
-            for row in rows:
-                value = row.get(rule.read)
-                if not is_empty(value):
-                    values.add(value)
+            row_values = {row.get(rule.read) for row in rows} - {None, ""}
+            for entity in entities(lookup.entity):
+                if synced_entity(entity) is not None and row_values:
+                    wanted.setdefault((entity, lookup.by), set()).update(row_values)
         return {k: v for k, v in wanted.items() if v}
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:
@@ -266,8 +263,11 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
     # A record whose parent has not been synced yet waits for it (deferred), it is not failed.
     for compiled in rules:
         for lookup in (compiled.rule.lookup, compiled.rule.bind.lookup if compiled.rule.bind else None):
-            if lookup is not None and synced_entity(lookup.entity) and lookup.entity not in parents:
-                parents.append(lookup.entity)
+            if lookup is None:
+                continue
+            for entity in entities(lookup.entity):
+                if synced_entity(entity) and entity not in parents:
+                    parents.append(entity)
     # The engine filters rows as read, so conditions name wire columns (`_x_value` for lookups).
     source = task.source.model_copy(update={"select": list(view.reads), "filter": conditions})
     return TaskMapping(
@@ -369,16 +369,19 @@ def _compile_rule(
         payload_name, target = name + BIND_SUFFIX, None
         bind_lookup = rule.bind.lookup
         if bind_lookup is not None:
-            _check_lookup(catalogue, bind_lookup.entity, bind_lookup.by, bind_lookup.return_, name)
+            for entity in entities(bind_lookup.entity):
+                _check_lookup(catalogue, entity, bind_lookup.by, bind_lookup.return_, name)
     else:
         target = targets.field(name)
         payload_name = name
     if rule.lookup is not None:
-        _check_lookup(catalogue, rule.lookup.entity, rule.lookup.by, rule.lookup.return_, name)
+        for entity in entities(rule.lookup.entity):
+            _check_lookup(catalogue, entity, rule.lookup.by, rule.lookup.return_, name)
     read = _wire(view, rule.source, name) if rule.source is not None else None
     transforms = _transforms(rule, target, view)
     value_map = _value_map(spec, rule)
-    compiled = CompiledRule(rule, payload_name, target, read, transforms, value_map)
+    then_map = _named_map(spec, rule.then_map, name) if rule.then_map is not None else None
+    compiled = CompiledRule(rule, payload_name, target, read, transforms, value_map, then_map=then_map)
     if target is not None and rule.lookup is None:
         _check_outputs(rule, target, value_map, compiled)
     return compiled
@@ -392,6 +395,15 @@ def _transforms(
         return [build(step, ctx) for step in rule.transform]
     except TransformSpecError as exc:
         raise _Problem(str(exc), rule.target) from None
+
+
+def _named_map(spec: MappingSpec, value_map: str | dict[str, Any], where: str) -> dict[str, Any]:
+    if isinstance(value_map, str):
+        named = spec.value_maps.get(value_map)
+        if named is None:
+            raise _Problem(f"value map {value_map!r} is not defined in value_maps", where)
+        return dict(named)
+    return dict(value_map)
 
 
 def _value_map(spec: MappingSpec, rule: FieldRule) -> dict[str, Any] | None:

@@ -39,6 +39,27 @@ def map_key_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def entities(entity: str | list[str]) -> list[str]:
+    """A look-up's entities as a list (one, or several tried in order)."""
+    return [entity] if isinstance(entity, str) else list(entity)
+
+
+def resolve_any(ctx: MapContext, entity: str | list[str], by: str, value: Any, returns: str) -> Any:
+    """Try each entity in order; the first that has the value wins, else one error naming them all."""
+    names = entities(entity)
+    for name in names[:-1]:
+        try:
+            return ctx.resolver.resolve(name, by, value, returns)
+        except ReferenceMissing:
+            continue
+    try:
+        return ctx.resolver.resolve(names[-1], by, value, returns)
+    except ReferenceMissing as missing:
+        if len(names) > 1:
+            raise ReferenceMissing(" or ".join(names), by, value, missing.field) from None
+        raise
+
+
 def describe(rule: FieldRule) -> str:
     """Short human form of a rule for error messages: `value map 'country_iso' from address1_country`."""
     if "value" in rule.model_fields_set:
@@ -70,6 +91,7 @@ class CompiledRule:
     transforms: list[tuple[str, Transform]]
     value_map: dict[str, Any] | None
     constant: Any = _MISSING
+    then_map: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._folded = {k.casefold(): v for k, v in (self.value_map or {}).items()}
@@ -119,16 +141,29 @@ class CompiledRule:
                 return value
         lookup = self.rule.lookup
         if lookup is not None:
-            return ctx.resolver.resolve(lookup.entity, lookup.by, value, lookup.return_)
+            found = resolve_any(ctx, lookup.entity, lookup.by, value, lookup.return_)
+            if self.then_map is not None:
+                return self._then_mapped(found)
+            return found
         bind = self.rule.bind
         if bind is not None:
             if bind.key is not None:
                 return f"{bind.entity_set}({bind.key}={literal(value)})"
             related = value
             if bind.lookup is not None:
-                related = ctx.resolver.resolve(bind.lookup.entity, bind.lookup.by, value, bind.lookup.return_)
+                related = resolve_any(ctx, bind.lookup.entity, bind.lookup.by, value, bind.lookup.return_)
             return f"{bind.entity_set}({related})"
         return value
+
+    def _then_mapped(self, value: Any) -> Any:
+        assert self.then_map is not None
+        text = map_key_text(value)
+        if text in self.then_map:
+            return self.then_map[text]
+        for key, mapped in self.then_map.items():
+            if key.casefold() == text.strip().casefold():
+                return mapped
+        raise TransformError(f"looked-up value {excerpt(value)} is not in the value map `then_map`")
 
     def _when_empty(self) -> Any:
         if self.value_map is not None and "" in self.value_map:

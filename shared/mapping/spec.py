@@ -83,7 +83,13 @@ class TargetSpec(_Strict):
 class LookupSpec(_Strict):
     """Reference look-up: find `entity` where `by` equals the value and return `return`."""
 
-    entity: str = Field(description="Dataverse table logical name or F&O entity set of the reference data.")
+    entity: str | list[str] = Field(
+        description=(
+            "Dataverse table logical name or F&O entity set of the reference data, or `synced:<template>` "
+            "for a parent; a list is tried in order and the first match wins (a customer that is an "
+            "account or a contact)."
+        )
+    )
     by: str = Field(description="Column matched against the (transformed) source value.")
     return_: str = Field(alias="return", description="Column whose value is written to the target.")
 
@@ -148,6 +154,10 @@ class FieldRule(_Strict):
         description="Fail the record when the value ends up empty (the target needs it).",
     )
     lookup: LookupSpec | None = None
+    then_map: str | ValueMap | None = Field(
+        default=None,
+        description="Value map applied to the looked-up value (e.g. a Sales unit name to an F&O unit symbol).",
+    )
     bind: BindSpec | None = None
     transform: list[TransformStep] = Field(
         default_factory=list,
@@ -172,6 +182,8 @@ class FieldRule(_Strict):
             if "default" in fields_set and not picks and not self.transform:
                 raise ValueError("a rule with no source is a constant: write `value:` instead of `default:`")
             raise ValueError("rule needs `source` (or `value` for a constant)")
+        if self.then_map is not None and self.lookup is None:
+            raise ValueError("`then_map` maps a looked-up value: it needs `lookup`")
         if self.unmapped == "default" and "default" not in fields_set:
             raise ValueError("unmapped: default needs a `default` value")
         if "unmapped" in fields_set and self.value_map is None:
@@ -191,7 +203,8 @@ def _reads_own_fields(steps: list[TransformStep]) -> bool:
     if not steps:
         return False
     first = steps[0]
-    return isinstance(first, dict) and any(name in first for name in ("concat", "first_non_empty"))
+    own = ("concat", "first_non_empty", "per_unit", "per_unit_remainder")
+    return isinstance(first, dict) and any(name in first for name in own)
 
 
 class TaskSpec(_Strict):

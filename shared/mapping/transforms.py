@@ -241,6 +241,60 @@ def _first_non_empty(arg: Any, ctx: BuildContext) -> Transform:
     return run
 
 
+def _per_unit_args(name: str, arg: Any, ctx: BuildContext) -> tuple[str, str, int]:
+    if not isinstance(arg, Mapping) or not {"amount", "quantity"} <= set(arg):
+        raise TransformSpecError(f"{name} needs {{amount: <field>, quantity: <field>, places: 2}}")
+    unknown = set(arg) - {"amount", "quantity", "places"}
+    if unknown:
+        raise TransformSpecError(f"{name} does not take {sorted(unknown)}")
+    places = arg.get("places", 2)
+    if not isinstance(places, int) or not 0 <= places <= 10:
+        raise TransformSpecError(f"{name}: places must be a whole number from 0 to 10")
+    return ctx.source_name(str(arg["amount"])), ctx.source_name(str(arg["quantity"])), places
+
+
+def _per_unit_parts(
+    row: Row, amount: str, quantity: str, places: int
+) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(amount, quantity, amount per unit rounded half up) or None when there is no amount."""
+    if is_empty(row.get(amount)):
+        return None
+    total = to_decimal(row.get(amount))
+    qty = Decimal(0) if is_empty(row.get(quantity)) else to_decimal(row.get(quantity))
+    if qty == 0:
+        return total, qty, Decimal(0)
+    step = Decimal(1).scaleb(-places)
+    return total, qty, (total / qty).quantize(step, rounding=ROUND_HALF_UP)
+
+
+def _per_unit(arg: Any, ctx: BuildContext) -> Transform:
+    """A line total spread per unit (Sales keeps a line discount, F&O a discount per unit)."""
+    amount, quantity, places = _per_unit_args("per_unit", arg, ctx)
+
+    def run(_value: Any, row: Row) -> Any:
+        parts = _per_unit_parts(row, amount, quantity, places)
+        return None if parts is None else parts[2]
+
+    return run
+
+
+def _per_unit_remainder(arg: Any, ctx: BuildContext) -> Transform:
+    """What rounding per unit lost: per_unit × quantity − amount (templates.md §6 moves it to a charge)."""
+    amount, quantity, places = _per_unit_args("per_unit_remainder", arg, ctx)
+
+    def run(_value: Any, row: Row) -> Any:
+        parts = _per_unit_parts(row, amount, quantity, places)
+        if parts is None:
+            return None
+        total, qty, each = parts
+        if qty == 0:
+            return Decimal(0)
+        step = Decimal(1).scaleb(-places)
+        return (each * qty - total).quantize(step, rounding=ROUND_HALF_UP)
+
+    return run
+
+
 REGISTRY: dict[str, Factory] = {
     "trim": _string_op("trim", str.strip),
     "upper": _string_op("upper", str.upper),
@@ -257,6 +311,8 @@ REGISTRY: dict[str, Factory] = {
     "datetime": _datetime,
     "concat": _concat,
     "first_non_empty": _first_non_empty,
+    "per_unit": _per_unit,
+    "per_unit_remainder": _per_unit_remainder,
 }
 
 

@@ -14,9 +14,6 @@ import pytest
 
 from tests.fixtures.product import Product
 from tests.integration.test_quotes_sync import (
-    MISSING_DISCOUNT,
-    MISSING_LOOKUP_LIST,
-    MISSING_UNIT,
     Doc,
     assert_golden,
     check_awkward_values,
@@ -146,16 +143,13 @@ def test_order_confirmed_by_fno_is_left_to_fno(product: Product) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_LOOKUP_LIST)
 def test_order_of_contact_customer_is_synced(product: Product) -> None:
     check_contact_customer_is_synced(product, ORDERS)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_DISCOUNT)
 def test_line_discount_conversion(product: Product) -> None:
     check_line_discount(product, ORDERS)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_UNIT)
 def test_sales_unit_symbol(product: Product) -> None:
     check_sales_unit(product, ORDERS)

@@ -550,27 +550,6 @@ def check_sales_unit(product: Product, doc: Doc) -> None:
     assert_golden(product, doc, missing=UNIT_FIELDS)
 
 
-MISSING_LOOKUP_LIST = (
-    "contact customers: a quote/order customer is an account OR a contact, but a rule has one look-up "
-    "entity, so `synced:accounts` cannot fall back to `synced:contacts-to-customers`. Proposed: "
-    "shared/mapping/spec.py LookupSpec.entity: str | list[str] (synced entities tried in order, first hit "
-    "wins, ReferenceMissing naming all when none has it); compiler._check_lookup and parent_entities per "
-    "entity; rules.CompiledRule._value loops; TaskMapping.lookup_requests prefetches each."
-)
-MISSING_DISCOUNT = (
-    "§6 discount rule: LineDiscountAmount = round_half_up(manualdiscountamount / quantity, 2) and "
-    "FixedPriceCharges = round(LineDiscountAmount * quantity - manualdiscountamount, 2) divide by another "
-    "field; divide:N takes a constant. Proposed transforms in shared/mapping/transforms.py: "
-    "{per_unit: {amount: manualdiscountamount, quantity: quantity, places: 2}} and "
-    "{per_unit_remainder: {amount: ..., quantity: ..., places: 2}} (both 0 when quantity is 0)."
-)
-MISSING_UNIT = (
-    "SalesUnitSymbol needs look-up uomid -> uom.name THEN value map name -> F&O symbol; a rule takes one "
-    "of lookup/value_map. Proposed: allow both (shared/mapping/spec.py FieldRule._one_shape; "
-    "shared/mapping/rules.py CompiledRule._value maps the looked-up value)."
-)
-
-
 # ------------------------------------------------------------------------------------------ tests
 
 
@@ -627,16 +606,13 @@ def test_won_quote_after_sync_is_not_written_again(product: Product) -> None:
     assert written_headers(product, QUOTES)[number]["SalesQuotationName"] == header["SalesQuotationName"]
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_LOOKUP_LIST)
 def test_quote_of_contact_customer_is_synced(product: Product) -> None:
     check_contact_customer_is_synced(product, QUOTES)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_DISCOUNT)
 def test_line_discount_conversion(product: Product) -> None:
     check_line_discount(product, QUOTES)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_UNIT)
 def test_sales_unit_symbol(product: Product) -> None:
     check_sales_unit(product, QUOTES)
