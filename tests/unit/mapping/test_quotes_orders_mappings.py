@@ -142,7 +142,8 @@ def test_header_payload(real_catalogue: Catalogue, template: str) -> None:
     doc = DOCS[template]
     header, _ = tasks(template, real_catalogue)
     assert header.target.entity_set == doc["fo_headers"]
-    assert header.parent_entities == ["synced:accounts"]  # a missing customer defers, not fails
+    # a missing customer (account or contact customer) defers, not fails
+    assert header.parent_entities == ["synced:accounts", "synced:contacts-to-customers"]
     record = mapped(header, header_row(template), template)
     assert record.source_key == "QUO-01000-ABCDEF"
     assert record.target_key == {"dataAreaId": "usmf", doc["fo_number"]: "QUO-01000-ABCDEF"}
@@ -215,6 +216,9 @@ def test_line_payload(real_catalogue: Catalogue, template: str) -> None:
         doc["fo_quantity"]: 3,
         "SalesPrice": 10,
         "TotalDiscountAmount": 10,
+        # templates.md §6: 10.00 over 3 units → 3.33 per unit, remainder −0.01 as a charge
+        "LineDiscountAmount": 3.33,
+        "FixedPriceCharges": -0.01,
     }
 
 
