@@ -279,8 +279,13 @@ class TaskPipeline:
             if any(name in spec.parent_entities for name in missing.entity.split(" or ")):
                 self._defer(key, row, missing)
             else:
-                self._fail(key, row, "ReferenceMissing", f"{missing.field}: {missing}" if missing.field
-                           else str(missing), field_name=missing.field)
+                self._fail(
+                    key,
+                    row,
+                    "ReferenceMissing",
+                    f"{missing.field}: {missing}" if missing.field else str(missing),
+                    field_name=missing.field,
+                )
             return None
         if isinstance(outcome, MappingFailure):
             self._fail(

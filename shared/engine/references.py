@@ -93,8 +93,11 @@ class SyncedRecords:
         if by == "origin":
             found = self._crosswalk.by_origin_many(synced.pair, company, wanted)
         else:
-            found = {k: e for k, e in self._crosswalk.get_many(synced.pair, company, wanted).items()
-                     if not e.deleted}
+            found = {
+                k: e
+                for k, e in self._crosswalk.get_many(synced.pair, company, wanted).items()
+                if not e.deleted
+            }
         with self._lock:
             for value, entry in found.items():
                 self._hits[(company, entity, by, value)] = entry

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.engine.companies import OWNING_BUSINESS_UNIT, CompanyRouter
 from shared.engine.counts import RunCounts
-from shared.engine.filters import compile_filter
+from shared.engine.filters import Predicate, compile_filter
 from shared.engine.pipeline import TaskPipeline, TaskResult, TaskSpecView
 from shared.engine.ports import Source, Target
 from shared.engine.references import ReferenceCache, RunResolver, SyncedRecords, SyncedTask
@@ -227,9 +228,10 @@ class SyncEngine:
                 clock=self.clock,
                 counts=counts,
             )
+            router = CompanyRouter(self.settings, scope.resolver.for_company(self.settings.default_company))
             for task in mapping.tasks:
                 for company in companies:
-                    view = self._task_view(template, mapping, task, company, clients)
+                    view = self._task_view(template, mapping, task, company, clients, router)
                     tasks.append(TaskPipeline(scope, view).run())
             if counts.failed:
                 status = "partial"
@@ -307,7 +309,8 @@ class SyncEngine:
         return outcome
 
     def _companies(self, template: TemplateDef) -> list[str]:
-        if template.direction == "sales_to_fno":
+        """Companies a run serves. Sales→F&O serves several only when business units route records."""
+        if template.direction == "sales_to_fno" and not any(c.business_unit for c in self.settings.companies):
             return [self.settings.default_company]
         return [c.id for c in self.settings.companies]
 
@@ -318,6 +321,7 @@ class SyncEngine:
         task: TaskMapping,
         company: str,
         clients: ServiceClients,
+        router: CompanyRouter | None = None,
     ) -> TaskSpecView:
         source: Source
         target: Target
@@ -325,9 +329,10 @@ class SyncEngine:
         key = self._source_key(task)
         if src.service == "dataverse":
             source_id_field = self.catalogue.dataverse_table_by_set(src.entity_set).primary_id
-            source = DataverseChangeSource(
-                clients.dataverse, src.entity_set, src.select, key, source_id_field
-            )
+            select = list(src.select)
+            if router is not None and router.active and OWNING_BUSINESS_UNIT not in select:
+                select.append(OWNING_BUSINESS_UNIT)
+            source = DataverseChangeSource(clients.dataverse, src.entity_set, select, key, source_id_field)
         elif task.cursor is not None:
             from datetime import timedelta
 
@@ -363,11 +368,22 @@ class SyncEngine:
             mapping=task,
             source=source,
             target=target,
-            selects=compile_filter(src.filter),
+            selects=self._selects(task, company, router),
             source_id_field=source_id_field,
             delete_policy=task.delete_policy,
             parent_entities=frozenset(task.parent_entities),
         )
+
+    def _selects(self, task: TaskMapping, company: str, router: CompanyRouter | None) -> Predicate:
+        """The template's selection rule, plus "owned by this company" for routed Sales records."""
+        base = compile_filter(task.source.filter)
+        if task.source.service != "dataverse" or router is None or not router.active:
+            return base
+
+        def selects(row: dict[str, Any]) -> bool:
+            return base(row) and router.company_of(row) == company
+
+        return selects
 
     def _source_key(self, task: TaskMapping) -> SourceKey:
         columns = task.key_columns
