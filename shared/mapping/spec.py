@@ -156,7 +156,7 @@ class FieldRule(_Strict):
     lookup: LookupSpec | None = None
     then_map: str | ValueMap | None = Field(
         default=None,
-        description="Value map applied to the looked-up value (e.g. a Sales unit name to an F&O unit symbol).",
+        description="Value map applied to the looked-up value (a Sales unit name to an F&O unit symbol).",
     )
     bind: BindSpec | None = None
     transform: list[TransformStep] = Field(

@@ -50,7 +50,8 @@ def test_accounts_go_to_the_company_of_their_business_unit(product: Product) -> 
     contacts = two.run("contacts")
     assert contacts.status == "succeeded", contacts.message
     persons: dict[str, Any] = {
-        company: product.sandbox.finops.rows("CDSContactPersons", company=company) for company in ("usmf", "demf")
+        company: product.sandbox.finops.rows("CDSContactPersons", company=company)
+        for company in ("usmf", "demf")
     }
     assert all(p["AssociatedPartyNumber"] in _customers(product, "usmf") for p in persons["usmf"])
     assert all(p["AssociatedPartyNumber"] in de for p in persons["demf"])
