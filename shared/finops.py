@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from shared.http import response_json
 from shared.odata.batch import BatchOperation, BatchPartResponse, ChangeSet, decode_batch, encode_batch
 from shared.odata.errors import (
     AuthFailed,
@@ -192,6 +193,14 @@ class FinOpsClient:
         except NotFound:
             return None
 
+    def delete(self, entity_set: str, key: Mapping[str, Any]) -> None:
+        """Delete one row by its full key; a row that is already gone counts as deleted (replays)."""
+        url = f"{self.base_url}/{entity_set}{key_predicate(key)}?cross-company=true"
+        try:
+            self.http.request("DELETE", url, kind="single", headers=dict(_ODATA_HEADERS))
+        except NotFound:
+            return
+
     def _query_url(
         self, entity_set: str, select: Sequence[str], condition: Filter, order: Sequence[str], skip: int
     ) -> str:
@@ -207,7 +216,7 @@ class FinOpsClient:
 
     def _get_json(self, url: str, *, kind: str) -> Mapping[str, Any]:
         response = self.http.request("GET", url, kind=kind, headers=dict(_ODATA_HEADERS))
-        body: Any = response.json()
+        body: Any = response_json(response)
         if not isinstance(body, Mapping):
             raise Fatal(
                 f"GET {url} returned a JSON {type(body).__name__}, not an object", status=response.status_code

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.engine.filters import Predicate
-from shared.engine.ports import PlannedWrite, Source, Target, WriteResult
+from shared.engine.ports import PlannedWrite, RetireRequest, Source, Target, WriteResult
 from shared.engine.scope import RunScope
 from shared.mapping import MapContext, MappedRecord, MappingFailure, ReferenceMissing, TaskMapping
 from shared.odata.errors import NotFound
@@ -99,6 +99,7 @@ class TaskPipeline:
     def process_rows(self, rows: Sequence[dict[str, Any]], retrying: bool = False) -> None:
         scope, spec = self.scope, self.spec
         mapped: dict[str, MappedRecord] = {}
+        deselected: list[str] = []
         # parents of this page's records, found with one crosswalk query per parent task
         self._resolver.prefetch(spec.mapping.lookup_requests(rows))
         for row in rows:
@@ -107,6 +108,8 @@ class TaskPipeline:
                 key = self._key_hint(row)
                 if key in self._open_errors:
                     self._resolve(key, "no longer selected by the template's source filter")
+                if spec.mapping.deselect_policy != "ignore":
+                    deselected.append(key)
                 continue
             record = self._map(row)
             if record is None:
@@ -127,6 +130,12 @@ class TaskPipeline:
             if source_id is not None:
                 self._seen_keys[record.source_key] = source_id
             mapped[record.source_key] = record
+        if deselected:
+            found = scope.state.crosswalk.get_many(spec.pair, spec.company, deselected)
+            live = [e for e in found.values() if not e.deleted]
+            self._retire(
+                live, spec.mapping.deselect_policy, "no longer selected by the template's source filter"
+            )
         if not mapped:
             return
         existing = scope.state.crosswalk.get_many(spec.pair, spec.company, list(mapped))
@@ -228,17 +237,82 @@ class TaskPipeline:
     # -- deletes --------------------------------------------------------------------------------
 
     def process_deletes(self, deleted_ids: Sequence[str]) -> None:
+        """Source deletes (Dataverse `$deletedEntity`), handled as the task's `delete_policy` says."""
         if not deleted_ids:
             return
         scope, spec = self.scope, self.spec
-        for source_id in deleted_ids:
-            scope.counts.add(deleted=1)
-            scope.report(
-                "source_deleted",
-                source_id,
-                message=f"deleted in the source; delete_policy '{spec.delete_policy}': "
-                "the target record is kept and this deletion is recorded",
+        scope.counts.add(deleted=len(deleted_ids))
+        policy = spec.mapping.delete_policy
+        if policy == "ignore":
+            for source_id in deleted_ids:
+                scope.report(
+                    "source_deleted",
+                    source_id,
+                    message="deleted in the source; delete_policy 'ignore': the target record is kept "
+                    "and this deletion is recorded",
+                )
+            return
+        found = scope.state.crosswalk.by_origin_many(spec.pair, spec.company, list(deleted_ids))
+        self._retire(list(found.values()), policy, "deleted in the source")
+
+    def _retire(self, entries: Sequence[CrosswalkEntry], policy: str, why: str) -> None:
+        """Delete or deactivate the target records of `entries`; their crosswalk rows are marked deleted
+        so that a source record that comes back is created again."""
+        scope, spec = self.scope, self.spec
+        if not entries or policy == "ignore":
+            return
+        action = "delete" if policy == "delete" else "deactivate"
+        if scope.dry_run:
+            for entry in entries:
+                scope.report(f"would_{action}", entry.source_key, message=why)
+            return
+        scope.guard()
+        requests = [
+            RetireRequest(
+                source_key=e.source_key,
+                target_key=self._target_key_of(e),
+                target_id=e.target_id,
+                action=action,
+                payload=dict(spec.mapping.deactivate or {}),
             )
+            for e in entries
+        ]
+        by_key = {e.source_key: e for e in entries}
+        done: list[CrosswalkEntry] = []
+        for res in spec.target.retire(requests):
+            retired = by_key.get(res.source_key)
+            if retired is None:
+                continue
+            if res.ok:
+                done.append(replace(retired, deleted=True, hash="", synced_at=scope.now()))
+                scope.counts.add(retired=1)
+                scope.report(f"target_{action}d", retired.source_key, message=why)
+            else:
+                error = res.error or RuntimeError("the service gave no outcome for this record")
+                self._fail(
+                    retired.source_key,
+                    {"target_key": retired.target_key},
+                    type(error).__name__,
+                    f"could not {action} the target record ({why}): {error}",
+                    field_name=getattr(error, "field", None),
+                )
+        if done:
+            scope.state.crosswalk.put_many(spec.pair, spec.company, done)
+
+    def _target_key_of(self, entry: CrosswalkEntry) -> dict[str, Any]:
+        """The target key as a typed dict again, from the crosswalk's key text."""
+        mapping = self.spec.mapping
+        parts = entry.target_key.split("|")
+        if mapping.target.service == "finops":
+            company, values = parts[0], parts[1:]
+            key: dict[str, Any] = {"dataAreaId": company}
+        else:
+            values, key = parts, {}
+        rules = {rule.payload_name: rule for rule in mapping.rules}
+        for name, text in zip(mapping.target_key_fields, values, strict=False):
+            rule = rules.get(name)
+            key[name] = rule.target.coerce(text) if rule is not None and rule.target is not None else text
+        return key
 
     # -- retry store ----------------------------------------------------------------------------
 

@@ -51,6 +51,17 @@ class WriteResult:
     error: Exception | None = None
 
 
+@dataclass
+class RetireRequest:
+    """A synced target record to take out of use: its source was deleted or is no longer selected."""
+
+    source_key: str
+    target_key: dict[str, Any]
+    target_id: str
+    action: str  # "delete" | "deactivate"
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 class Source(Protocol):
     def read(self, cursor: str | None, company: str) -> Iterator[SourcePage]:
         """Changes since `cursor` (None = everything), page by page."""
@@ -64,4 +75,8 @@ class Source(Protocol):
 class Target(Protocol):
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
         """Write in bulk; one outcome per record, in any order."""
+        ...
+
+    def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
+        """Delete or deactivate target records; one outcome per request."""
         ...

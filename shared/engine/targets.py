@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.dataverse import DataverseClient, DataverseWrite
-from shared.engine.ports import PlannedWrite, WriteResult
+from shared.engine.ports import PlannedWrite, RetireRequest, WriteResult
 from shared.finops import FinOpsClient, FinOpsWrite
+from shared.odata.errors import SyncError
 
 
 class FinOpsTarget:
@@ -25,6 +26,23 @@ class FinOpsTarget:
             WriteResult(o.source_key, o.ok, o.target_id, o.created, o.error)
             for o in self.client.write(self.entity_set, writes)
         ]
+
+    def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        updates = [r for r in requests if r.action == "deactivate"]
+        for req in requests:
+            if req.action != "delete":
+                continue
+            try:
+                self.client.delete(self.entity_set, req.target_key)
+                results.append(WriteResult(req.source_key, True, req.target_id, False))
+            except SyncError as exc:
+                results.append(WriteResult(req.source_key, False, req.target_id, False, exc))
+        if updates:
+            writes = [FinOpsWrite(r.source_key, r.target_key, r.payload, exists=True) for r in updates]
+            for o in self.client.write(self.entity_set, writes):
+                results.append(WriteResult(o.source_key, o.ok, o.target_id, False, o.error))
+        return results
 
 
 class DataverseTarget:
@@ -83,3 +101,23 @@ class DataverseTarget:
             for value, row_id in ids.items():
                 found[wanted[value]] = row_id
         return found
+
+    def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
+        """Deletes one by one (rare); deactivations as one bulk upsert of the state payload."""
+        results: list[WriteResult] = []
+        updates: list[DataverseWrite] = []
+        for req in requests:
+            if req.action == "deactivate":
+                updates.append(DataverseWrite(req.source_key, req.target_id, dict(req.payload)))
+                continue
+            try:
+                self.client.delete(self.entity_set, req.target_id)
+                results.append(WriteResult(req.source_key, True, req.target_id, False))
+            except SyncError as exc:
+                results.append(WriteResult(req.source_key, False, req.target_id, False, exc))
+        if updates:
+            outcomes = self.client.upsert_many(
+                self.table, self.entity_set, updates, supports_multiple=self.supports_multiple
+            )
+            results.extend(WriteResult(o.source_key, o.ok, o.target_id, False, o.error) for o in outcomes)
+        return results

@@ -69,6 +69,8 @@ class TaskMapping:
     target_key_fields: list[str]
     target_table: str | None = None
     source_id_field: str | None = None
+    deselect_policy: str = "ignore"
+    deactivate: dict[str, Any] | None = None
 
     def lookup_requests(self, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[Any]]:
         """Values each plain `synced:` look-up will ask for, so the engine can fetch them per page.
@@ -281,6 +283,8 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         key_reads=key_reads,
         target_key_fields=key_fields,
         target_table=targets.dataverse.logical_name if targets.dataverse is not None else None,
+        deselect_policy=task.deselect_policy,
+        deactivate=_deactivate_payload(task, targets),
         source_id_field=view.dataverse.primary_id if view.dataverse is not None else None,
     )
 
@@ -470,3 +474,29 @@ def _check_synced(template: str, by: str, where: str | None) -> None:
         raise _Problem(f"synced look-up names unknown template {template!r}", where)
     if by not in SYNCED_BY:
         raise _Problem(f"a synced look-up matches by one of {', '.join(SYNCED_BY)}, not {by!r}", where)
+
+
+DATAVERSE_DEACTIVATE = {"statecode": 1, "statuscode": 2}
+
+
+def _deactivate_payload(task: TaskSpec, targets: _TargetView) -> dict[str, Any] | None:
+    """The typed payload that deactivates a target record, checked like any other rule output."""
+    wanted = "deactivate" in (task.delete_policy, task.deselect_policy)
+    raw = task.deactivate
+    if raw is None and targets.dataverse is not None:
+        raw = dict(DATAVERSE_DEACTIVATE) if "statecode" in targets.dataverse.columns else None
+    if raw is None:
+        if wanted:
+            raise _Problem("a `deactivate` policy needs a `deactivate:` payload for this target", None)
+        return None
+    payload: dict[str, Any] = {}
+    for name, value in raw.items():
+        if targets.dataverse is not None and name in ("statecode", "statuscode"):
+            payload[name] = value  # state/status are written as they are (not validated as options here)
+            continue
+        field_ = targets.field(name)
+        try:
+            payload[name] = field_.coerce(value)
+        except TransformError as exc:
+            raise _Problem(f"deactivate value {excerpt(value)} is invalid: {exc}", name) from None
+    return payload

@@ -218,8 +218,22 @@ class TaskSpec(_Strict):
     delete_policy: DeletePolicy = Field(
         default="ignore",
         description=(
-            "Source deletes: ignore (P2C behaviour), deactivate (set the target inactive) "
-            "or delete the target."
+            "Source deletes (Dataverse sources): ignore and record (P2C behaviour), deactivate (write the "
+            "`deactivate` payload to the target) or delete the target record."
+        ),
+    )
+    deselect_policy: DeletePolicy = Field(
+        default="ignore",
+        description=(
+            "A synced record that no longer matches `source.filter` (e.g. an order cancelled, a tax line "
+            "that dropped to zero): ignore and keep it, deactivate, or delete the target record."
+        ),
+    )
+    deactivate: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Target fields written to deactivate a record. Dataverse targets default to "
+            "{statecode: 1, statuscode: 2}; F&O targets must say (e.g. {OnHoldStatus: All})."
         ),
     )
     parent_entities: list[str] = Field(
