@@ -672,16 +672,6 @@ def test_line_in_a_unit_sales_does_not_know_fails_alone(product: Product) -> Non
     assert error.field == "uomid" and "dz" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The Freight Tax line is a task over headers with OrderHeaderTaxAmount > 0; when the header "
-        "tax later drops to 0 the header is no longer selected and its old line stays with the old "
-        "amount. Proposed: a task option `deselect_policy: delete|deactivate` handled in "
-        "shared/engine/pipeline.py TaskPipeline.process_rows (a row that fails `selects` but has a "
-        "crosswalk entry -> delete the target record and mark the entry deleted)."
-    ),
-)
 def test_freight_tax_line_follows_header_tax_back_to_zero(product: Product) -> None:
     seed(product)
     assert product.run("orders-to-sales").status == "succeeded"
