@@ -454,4 +454,3 @@ def build_auth(settings: Settings, scope: str, *, http_client: Any | None = None
     else:
         provider = MsalTokenProvider(settings, scope, http_client=http_client)
     return BearerAuth(provider)
-

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from shared.http import response_json
 from shared.odata.batch import BatchOperation, decode_batch, encode_batch
 from shared.odata.errors import (
     AuthFailed,
@@ -151,7 +152,7 @@ class DataverseClient:
     def _get_json(self, url: str, *, kind: str, prefer: str) -> Mapping[str, Any]:
         headers = {**_ODATA_HEADERS, **_prefer(prefer)}
         response = self.http.request("GET", url, kind=kind, headers=headers)
-        body: Any = response.json()
+        body: Any = response_json(response)
         if not isinstance(body, Mapping):
             raise Fatal(
                 f"GET {url} returned a JSON {type(body).__name__}, not an object", status=response.status_code

@@ -49,6 +49,7 @@ __all__ = [
     "ServiceHttp",
     "TimeBudget",
     "build_client",
+    "response_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -147,12 +148,27 @@ class TimeBudget:
             raise BudgetExhausted(f"Run time budget of {self.seconds:g} s is spent")
 
 
+#: Once a paced rate has been throttled, the pace grows this many times more slowly (half the step,
+#: half as often): the limit is known to be close, and each overshoot costs a 429.
+SETTLED_SLOWDOWN = 2
+
+
 class AdaptiveLimiter:
-    """Concurrency limit that halves on throttling and creeps back up by one after a run of successes.
+    """Concurrency limit that halves on throttling and creeps back up by one after a run of successes,
+    plus a request-rate pace learned from the throttling itself.
 
     Both services throttle per user and web server; backing off concurrency (not only sleeping) is
     what Microsoft's guidance asks for. Several requests in flight usually hit the limit together, so
     the limit is halved at most once per ``cooldown`` seconds.
+
+    Concurrency alone cannot keep a request-count limit (6,000 per 5 minutes) from refusing requests:
+    fast requests at concurrency 1 still exceed it. So a 429 also (a) pauses every new request until
+    its ``Retry-After`` has passed, instead of letting each waiting thread discover the refusal, and
+    (b) sets a pace: the requests that succeeded since the previous throttle, divided by the time they
+    took plus ``Retry-After``, is the rate the service's window allowed. Requests are then spaced at
+    that rate, which grows by ``rate_growth`` after every ``grow_after`` successes to probe for head
+    room; a throttle while paced steps the rate back 5% and slows the probing down, so a run uses
+    nearly the allowed rate with a throttle only now and then.
     """
 
     def __init__(
@@ -162,7 +178,9 @@ class AdaptiveLimiter:
         *,
         grow_after: int = 20,
         cooldown: float = 1.0,
+        rate_growth: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if maximum < 1 or minimum < 1 or minimum > maximum:
             raise ValueError("AdaptiveLimiter needs 1 <= minimum <= maximum")
@@ -170,17 +188,32 @@ class AdaptiveLimiter:
         self.minimum = minimum
         self.grow_after = max(1, grow_after)
         self.cooldown = cooldown
+        self.rate_growth = max(0.0, rate_growth)
         self._clock = clock
+        self._sleep = sleep
         self._limit = maximum
         self._in_flight = 0
         self._successes = 0
         self._last_shrink: float | None = None
         self._cond = threading.Condition()
+        self._rate: float | None = None  # requests per second; None until a throttle teaches one
+        self._next_start = 0.0
+        self._resume_at = 0.0
+        self._epoch_start: float | None = None  # first request start since the last throttle
+        self._epoch_ok = 0
+        self._rate_successes = 0
+        self._settled = False
 
     @property
     def current(self) -> int:
         with self._cond:
             return self._limit
+
+    @property
+    def rate(self) -> float | None:
+        """The learned pace in requests per second (None: not paced)."""
+        with self._cond:
+            return self._rate
 
     @property
     def in_flight(self) -> int:
@@ -189,7 +222,7 @@ class AdaptiveLimiter:
 
     @contextmanager
     def slot(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold one slot for the duration of the block; waits for a free one.
+        """Hold one slot for the duration of the block; waits for a free one and for the pace.
 
         ``timeout`` bounds the wait (the caller passes the remaining run budget); expiring raises
         ``BudgetExhausted``.
@@ -202,24 +235,59 @@ class AdaptiveLimiter:
                     raise BudgetExhausted("Run time budget spent while waiting for a request slot")
                 self._cond.wait(left)
             self._in_flight += 1
+            now = self._clock()
+            start_at = max(now, self._resume_at)
+            if self._epoch_start is None:
+                self._epoch_start = start_at
+            if self._rate is not None:
+                start_at = max(start_at, self._next_start)
+                self._next_start = start_at + 1.0 / self._rate
+            wait = start_at - now
         try:
+            if wait > 0:
+                if deadline is not None and time.monotonic() + wait > deadline:
+                    raise BudgetExhausted("Run time budget spent while waiting for the request pace")
+                self._sleep(wait)
             yield
         finally:
             with self._cond:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def on_throttled(self) -> None:
+    def on_throttled(self, retry_after: float | None = None) -> None:
         with self._cond:
             now = self._clock()
             self._successes = 0
+            self._rate_successes = 0
+            pause = retry_after if retry_after is not None and retry_after > 0 else 0.0
+            if pause:
+                self._resume_at = max(self._resume_at, now + pause)
             if self._last_shrink is not None and now - self._last_shrink < self.cooldown:
                 return
             self._last_shrink = now
             self._limit = max(self.minimum, self._limit // 2)
+            if self._rate is None:
+                if pause and self._epoch_ok >= 2 and self._epoch_start is not None:
+                    self._rate = self._epoch_ok / max(1e-3, (now - self._epoch_start) + pause)
+            elif pause:
+                # Throttled while paced: the probe went just past the limit. Step back a little and
+                # probe more slowly from now on, so overshoots (and their 429s) stay rare.
+                self._rate = max(0.1, self._rate * 0.95)
+                self._settled = True
+            else:
+                self._rate = max(0.1, self._rate / 2)
+            self._epoch_start = None
+            self._epoch_ok = 0
 
     def on_success(self) -> None:
         with self._cond:
+            self._epoch_ok += 1
+            if self._rate is not None and self.rate_growth > 0:
+                self._rate_successes += 1
+                every = self.grow_after * (SETTLED_SLOWDOWN if self._settled else 1)
+                if self._rate_successes >= every:
+                    self._rate_successes = 0
+                    self._rate *= 1.0 + self.rate_growth / (SETTLED_SLOWDOWN if self._settled else 1)
             if self._limit >= self.maximum:
                 self._successes = 0
                 return
@@ -383,7 +451,7 @@ class ServiceHttp:
             if status is not None and status in ok_statuses:
                 self.metrics.record_error()
             if throttled:
-                self.limiter.on_throttled()
+                self.limiter.on_throttled(error.retry_after)
             if not error.retryable or retry >= self.policy.max_retries:
                 raise error
             delay = self.policy.delay_for(error, retry)
@@ -418,6 +486,16 @@ class ServiceHttp:
         )
 
 
+_PARSED_JSON = "p2c.parsed_json"
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The response's JSON body, parsed once: ``ServiceHttp`` already parsed it to check it is whole."""
+    if _PARSED_JSON in response.extensions:
+        return response.extensions[_PARSED_JSON]
+    return response.json()
+
+
 def _check_body(response: httpx.Response) -> SyncError | None:
     """A success status whose body is cut off or not what its Content-Type says is a transient fault.
 
@@ -433,9 +511,11 @@ def _check_body(response: httpx.Response) -> SyncError | None:
         return Transient(f"HTTP {status} carried an HTML page instead of OData", status=status)
     if "json" in ctype:
         try:
-            json.loads(body)
+            parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return Transient(f"HTTP {status} carried truncated or invalid JSON", status=status)
+        # Keep the document: a 5,000-row page is the costliest thing a run parses, once is enough.
+        response.extensions = {**response.extensions, _PARSED_JSON: parsed}
         return None
     if ctype.startswith("multipart/mixed"):
         from shared.odata.batch import boundary_of

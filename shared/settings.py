@@ -255,6 +255,7 @@ class Settings(BaseModel):
 
     def redacted(self) -> dict[str, Any]:
         """Every setting by its app-setting name, secrets as `"***"` (unset ones as None), for display."""
+
         def secret(value: SecretStr | None) -> str | None:
             return None if value is None else "***"
 

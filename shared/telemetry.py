@@ -170,8 +170,12 @@ class RunEvent:
         return dims
 
     def metric_attributes(self) -> dict[str, str]:
-        return {"template": self.template, "company": self.company, "outcome": self.outcome,
-                "trigger": self.trigger}
+        return {
+            "template": self.template,
+            "company": self.company,
+            "outcome": self.outcome,
+            "trigger": self.trigger,
+        }
 
 
 @dataclass(frozen=True)
@@ -194,9 +198,15 @@ class RecordErrorEvent:
 
     def dimensions(self) -> dict[str, str | int | float]:
         return {
-            "template": self.template, "company": self.company, "run_id": self.run_id,
-            "source_key": self.source_key[:256], "error": self.error, "status": self.status,
-            "attempts": self.attempts, "field": self.field, "code": self.code,
+            "template": self.template,
+            "company": self.company,
+            "run_id": self.run_id,
+            "source_key": self.source_key[:256],
+            "error": self.error,
+            "status": self.status,
+            "attempts": self.attempts,
+            "field": self.field,
+            "code": self.code,
             "error_message": scrub(self.message),
         }
 
@@ -205,8 +215,18 @@ class RecordErrorEvent:
 RUN_EVENT_DIMENSIONS: Final = tuple(
     MESSAGE_DIMENSION if name == "message" else name for name in RunEvent.__dataclass_fields__
 )
-RECORD_ERROR_DIMENSIONS: Final = ("template", "company", "run_id", "source_key", "error", "status",
-                                  "attempts", "field", "code", "error_message")
+RECORD_ERROR_DIMENSIONS: Final = (
+    "template",
+    "company",
+    "run_id",
+    "source_key",
+    "error",
+    "status",
+    "attempts",
+    "field",
+    "code",
+    "error_message",
+)
 
 _configure_lock = threading.Lock()
 _configured_process = False
@@ -229,7 +249,8 @@ def _worker_owns_telemetry(env: Mapping[str, str]) -> bool:
     (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY`` since worker PR #1621, ``PYTHON_ENABLE_OPENTELEMETRY``
     before it)."""
     return _truthy(env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY")) or _truthy(
-        env.get("PYTHON_ENABLE_OPENTELEMETRY"))
+        env.get("PYTHON_ENABLE_OPENTELEMETRY")
+    )
 
 
 def _sdk_meter_provider_installed() -> bool:
@@ -268,11 +289,20 @@ class Telemetry:
         self._instruments: dict[str, Any] | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, meter: metrics.Meter | None = None,
-                 configure: ConfigureFn | None = None) -> Telemetry:
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        meter: metrics.Meter | None = None,
+        configure: ConfigureFn | None = None,
+    ) -> Telemetry:
         """Build from app settings: the connection string and whether the worker owns OTel."""
-        return cls(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"), meter=meter,
-                   worker_managed=_worker_owns_telemetry(env), configure=configure)
+        return cls(
+            env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            meter=meter,
+            worker_managed=_worker_owns_telemetry(env),
+            configure=configure,
+        )
 
     @property
     def exporting(self) -> bool:
@@ -296,17 +326,24 @@ class Telemetry:
                         log.setLevel(logging.INFO)
                 meter = self._meter or metrics.get_meter("p2c")
                 inst: dict[str, Any] = {
-                    name: meter.create_counter(name, unit="{record}" if "records" in name else "{request}",
-                                               description=f"RunEvent.{fld} summed over runs")
+                    name: meter.create_counter(
+                        name,
+                        unit="{record}" if "records" in name else "{request}",
+                        description=f"RunEvent.{fld} summed over runs",
+                    )
                     for name, fld in COUNTER_METRICS.items()
                 }
                 inst[METRIC_RUN_DURATION] = meter.create_histogram(
-                    METRIC_RUN_DURATION, unit="s", description="duration of one sync run")
+                    METRIC_RUN_DURATION, unit="s", description="duration of one sync run"
+                )
                 inst[METRIC_CHECKPOINT_LAG] = meter.create_gauge(
-                    METRIC_CHECKPOINT_LAG, unit="s",
-                    description="age of the newest source change covered by the checkpoint")
+                    METRIC_CHECKPOINT_LAG,
+                    unit="s",
+                    description="age of the newest source change covered by the checkpoint",
+                )
                 inst[METRIC_RECORD_ERRORS] = meter.create_counter(
-                    METRIC_RECORD_ERRORS, unit="{record}", description="record errors by status")
+                    METRIC_RECORD_ERRORS, unit="{record}", description="record errors by status"
+                )
                 self._instruments = inst
         return self._instruments
 
@@ -332,20 +369,35 @@ class Telemetry:
         if event.checkpoint_lag_s is not None:
             inst[METRIC_CHECKPOINT_LAG].set(float(event.checkpoint_lag_s), attrs)
 
-    def record_checkpoint_lag(self, template: str, company: str, lag_s: float, *,
-                              trigger: Trigger = "timer", outcome: Outcome = "succeeded") -> None:
+    def record_checkpoint_lag(
+        self,
+        template: str,
+        company: str,
+        lag_s: float,
+        *,
+        trigger: Trigger = "timer",
+        outcome: Outcome = "succeeded",
+    ) -> None:
         """Checkpoint lag outside a run event (e.g. a status probe)."""
         inst = self._ensure()
-        inst[METRIC_CHECKPOINT_LAG].set(float(lag_s), {"template": template, "company": company,
-                                                       "outcome": outcome, "trigger": trigger})
+        inst[METRIC_CHECKPOINT_LAG].set(
+            float(lag_s), {"template": template, "company": company, "outcome": outcome, "trigger": trigger}
+        )
 
     def emit_record_error(self, event: RecordErrorEvent) -> None:
         """One log record per failed/parked record (``p2c.record_error``) and a counter."""
         inst = self._ensure()
         level = logging.ERROR if event.status == "parked" else logging.WARNING
         self._error_log.log(level, RECORD_ERROR_EVENT, extra=event.dimensions())
-        inst[METRIC_RECORD_ERRORS].add(1, {"template": event.template, "company": event.company,
-                                           "status": event.status, "error": event.error})
+        inst[METRIC_RECORD_ERRORS].add(
+            1,
+            {
+                "template": event.template,
+                "company": event.company,
+                "status": event.status,
+                "error": event.error,
+            },
+        )
 
 
 def _reset_process_state_for_tests() -> None:

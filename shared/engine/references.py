@@ -92,6 +92,11 @@ class SyncedRecords:
             return
         if by == "origin":
             found = self._crosswalk.by_origin_many(synced.pair, company, wanted)
+        elif by == "target_key":
+            # F&O target keys start with the company: callers give the rest (e.g. "SO-1|3")
+            prefix = f"{company}|" if synced.company_in_key else ""
+            hits = self._crosswalk.by_target_many(synced.pair, company, [prefix + w for w in wanted])
+            found = {key[len(prefix) :]: entry for key, entry in hits.items()}
         else:
             found = {
                 k: e
@@ -116,6 +121,10 @@ class SyncedRecords:
             return entry.target_id
         if return_field == "source_key":
             return entry.source_key
+        if return_field == "origin":
+            if not entry.origin:
+                raise ReferenceMissing(entity, f"{by} (no origin id recorded)", value)
+            return entry.origin
         template, task = _split(entity)
         synced = self._tasks(template, task)
         parts = entry.target_key.split("|")

@@ -67,7 +67,7 @@ class DataverseTarget:
         writes = [
             DataverseWrite(
                 source_key=r.source_key,
-                target_id=existing.get(r.source_key) or r.target_id or "",
+                target_id=existing.get(r.source_key) or _mapped_id(r, self.primary_id) or r.target_id or "",
                 payload=r.payload,
             )
             for r in records
@@ -121,3 +121,9 @@ class DataverseTarget:
             )
             results.extend(WriteResult(o.source_key, o.ok, o.target_id, False, o.error) for o in outcomes)
         return results
+
+
+def _mapped_id(record: PlannedWrite, primary_id: str) -> str | None:
+    """A mapping may name the target row itself (e.g. the Sales line an F&O line came from)."""
+    value = record.payload.get(primary_id)
+    return str(value) if value else None

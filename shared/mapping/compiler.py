@@ -40,8 +40,9 @@ from shared.mapping.transforms import (
 class MappingSpecError(ValueError):
     """A mapping file that cannot be used; the message names the file, the task and the field."""
 
-    def __init__(self, message: str, *, file: str | None = None, task: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, task: str | None = None, field: str | None = None
+    ) -> None:
         where = ", ".join(
             part
             for part in (file, f"task {task!r}" if task else None, f"field {field!r}" if field else None)
@@ -81,7 +82,15 @@ class TaskMapping:
         wanted: dict[tuple[str, str], set[Any]] = {}
         for rule in self.rules:
             lookup = rule.rule.lookup or (rule.rule.bind.lookup if rule.rule.bind else None)
-            if lookup is None or rule.read is None or rule.transforms or rule.value_map is not None:
+            if lookup is None or rule.value_map is not None:
+                continue
+            if rule.read is None or rule.transforms:
+                if lookup.by == "target_key" and rule.transforms:
+                    # composite target keys are built by transforms (concat): prefetch their values
+                    keyed = {v for v in (rule.computed(row) for row in rows) if not is_empty(v)}
+                    for entity in entities(lookup.entity):
+                        if synced_entity(entity) is not None and keyed:
+                            wanted.setdefault((entity, lookup.by), set()).update(keyed)
                 continue
             row_values = {row.get(rule.read) for row in rows} - {None, ""}
             for entity in entities(lookup.entity):
@@ -265,7 +274,7 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
     # A record whose parent has not been synced yet waits for it (deferred), it is not failed.
     for compiled in rules:
         for lookup in (compiled.rule.lookup, compiled.rule.bind.lookup if compiled.rule.bind else None):
-            if lookup is None:
+            if lookup is None or lookup.optional:
                 continue
             for entity in entities(lookup.entity):
                 if synced_entity(entity) and entity not in parents:

@@ -35,8 +35,8 @@ class ReferenceMissing(Exception):
 
 SYNCED_PREFIX = "synced:"
 #: What a `synced:` look-up can match on and return besides the parent's target key fields.
-SYNCED_BY = ("source_key", "origin")
-SYNCED_RETURNS = ("target_key", "target_id", "source_key")
+SYNCED_BY = ("source_key", "origin", "target_key")
+SYNCED_RETURNS = ("target_key", "target_id", "source_key", "origin")
 
 
 def synced_entity(entity: str) -> tuple[str, str | None] | None:

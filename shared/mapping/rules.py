@@ -141,7 +141,12 @@ class CompiledRule:
                 return value
         lookup = self.rule.lookup
         if lookup is not None:
-            found = resolve_any(ctx, lookup.entity, lookup.by, value, lookup.return_)
+            try:
+                found = resolve_any(ctx, lookup.entity, lookup.by, value, lookup.return_)
+            except ReferenceMissing:
+                if not lookup.optional:
+                    raise
+                return self._when_empty()
             if self.then_map is not None:
                 return self._then_mapped(found)
             return found
@@ -153,6 +158,16 @@ class CompiledRule:
             if bind.lookup is not None:
                 related = resolve_any(ctx, bind.lookup.entity, bind.lookup.by, value, bind.lookup.return_)
             return f"{bind.entity_set}({related})"
+        return value
+
+    def computed(self, row: Row) -> Any:
+        """The source value after transforms, before maps and look-ups (for prefetching)."""
+        value = row.get(self.read) if self.read is not None else None
+        try:
+            for _name, transform in self.transforms:
+                value = transform(value, row)
+        except TransformError:
+            return None
         return value
 
     def _then_mapped(self, value: Any) -> Any:

@@ -92,6 +92,13 @@ class LookupSpec(_Strict):
     )
     by: str = Field(description="Column matched against the (transformed) source value.")
     return_: str = Field(alias="return", description="Column whose value is written to the target.")
+    optional: bool = Field(
+        default=False,
+        description=(
+            "No match is not an error: the rule's value is empty (its default applies, or the field is "
+            "left out). An optional `synced:` look-up is not a parent, so it never defers a record."
+        ),
+    )
 
 
 class BindSpec(_Strict):

@@ -110,6 +110,31 @@ class CrosswalkStore:
                 found[origin] = entry
         return found
 
+    def by_target_many(
+        self, pair: str, company: str, target_keys: Sequence[str]
+    ) -> dict[str, CrosswalkEntry]:
+        """Entries by their current target key (reverse rows, verified on the forward row)."""
+        unique = list(dict.fromkeys(k for k in target_keys if k))
+        if not unique:
+            return {}
+        rev_pk = self._rev_pk(pair, company)
+        chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
+        with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(chunks)))) as pool:
+            results = list(pool.map(lambda chunk: self._query_raw(rev_pk, chunk), chunks))
+        source_by_target = {
+            str(e.get("TargetKey", "")): str(e["SourceKey"])
+            for rows in results
+            for e in rows
+            if "SourceKey" in e
+        }
+        forward = self.get_many(pair, company, list(source_by_target.values()))
+        found: dict[str, CrosswalkEntry] = {}
+        for target_key, source_key in source_by_target.items():
+            entry = forward.get(source_key)
+            if entry is not None and entry.target_key == target_key and not entry.deleted:
+                found[target_key] = entry
+        return found
+
     def _query_raw(self, pk: str, keys: Sequence[str]) -> list[Any]:
         params: dict[str, Any] = {"pk": pk}
         clauses = []

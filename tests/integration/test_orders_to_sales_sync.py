@@ -576,18 +576,6 @@ def test_conflicts_follow_ownership(product: Product) -> None:
 
 
 @needs_orders_to_fno
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A Sales-created order's lines come back from F&O as new Sales lines: line tables have no "
-        "alternate key, orders-to-sales writes them by uuid5(salesorderdetail|company|number|seq), "
-        "and nothing maps the F&O line key to the Sales line orders-to-fno read it from. Proposed: "
-        "shared/mapping/records.py SYNCED_BY += 'target_key' and shared/engine/references.py "
-        "SyncedRecords.resolve/prefetch by target key (CrosswalkStore index on target_key), so the "
-        "line task can write `salesorderdetailid` = lookup synced:orders-to-fno.lines by target_key "
-        "(usmf|number|seq) return origin, falling back to the deterministic id."
-    ),
-)
 def test_sales_created_order_returns_without_duplicate_lines(product: Product) -> None:
     seed(product)
     cycle(product)
