@@ -20,6 +20,7 @@ class RunCounts:
     parked: int = 0
     deleted: int = 0
     retired: int = 0
+    conflicts: int = 0
     retried: int = 0
     resolved: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

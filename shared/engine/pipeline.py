@@ -9,10 +9,12 @@ without duplicates.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.engine.filters import Predicate
@@ -157,6 +159,7 @@ class TaskPipeline:
                     exists=entry is not None and not entry.deleted,
                     target_id=entry.target_id if entry is not None and entry.target_id else record.target_id,
                     source_id=record.source_id,
+                    last_payload=entry.payload if entry is not None else "",
                 )
             )
         if not plans:
@@ -170,8 +173,48 @@ class TaskPipeline:
             scope.dry_run_plans.extend((spec.task, spec.company, plan) for plan in plans)
             return
         scope.guard()
+        if spec.mapping.record_conflicts:
+            self._report_conflicts([p for p in plans if p.exists and p.last_payload])
         results = spec.target.write(plans)
         self._record_results(plans, results)
+
+    def _report_conflicts(self, updates: Sequence[PlannedWrite]) -> None:
+        """Both sides changed a record since the last sync: say which target edits this write loses.
+
+        The target is read just before the write; a field whose current value differs from what
+        p2c-sync last wrote was edited on the target side, and if the new value differs too, that
+        edit is about to be overwritten. It is reported (never silently dropped) and the write
+        goes ahead: the template's selection rules decide which side owns a record.
+        """
+        if not updates:
+            return
+        scope = self.scope
+        current = self.spec.target.current(updates)
+        for plan in updates:
+            row = current.get(plan.source_key)
+            if row is None:
+                continue
+            try:
+                last = json.loads(plan.last_payload)
+            except ValueError:
+                continue
+            lost = {
+                name: row.get(name)
+                for name, new in plan.payload.items()
+                if "@" not in name
+                and name in last
+                and name in row
+                and not same_value(row.get(name), last[name])
+                and not same_value(row.get(name), new)
+            }
+            if lost:
+                scope.counts.add(conflicts=1)
+                scope.report(
+                    "conflict_lost",
+                    plan.source_key,
+                    message="changed on the target since the last sync and overwritten by the source",
+                    fields=lost,
+                )
 
     def _record_results(self, plans: Sequence[PlannedWrite], results: Iterable[WriteResult]) -> None:
         scope, spec = self.scope, self.spec
@@ -195,6 +238,7 @@ class TaskPipeline:
                         hash=plan.hash,
                         synced_at=now,
                         origin=plan.source_id or "",
+                        payload=_payload_json(plan.payload) if spec.mapping.record_conflicts else "",
                     )
                 )
                 scope.report("created" if created else "updated", plan.source_key)
@@ -458,6 +502,28 @@ class TaskPipeline:
         self._open_errors.discard(key)
         scope.counts.add(resolved=1)
         scope.report("resolved", key, message=why)
+
+
+def _payload_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def same_value(left: Any, right: Any) -> bool:
+    """Equal as the services mean it: numbers by value, dates by their date when one side has no time."""
+    if left == right:
+        return True
+    if left is None or right is None:
+        return left in (None, "") and right in (None, "")
+    if isinstance(left, bool) or isinstance(right, bool):
+        return str(left).lower() == str(right).lower()
+    try:
+        return Decimal(str(left)) == Decimal(str(right))
+    except (InvalidOperation, ValueError):
+        pass
+    a, b = str(left), str(right)
+    if len(a) >= 10 and len(b) >= 10 and a[4:5] == "-" and b[4:5] == "-" and (len(a) == 10 or len(b) == 10):
+        return a[:10] == b[:10]
+    return a.rstrip("Z").replace("+00:00", "") == b.rstrip("Z").replace("+00:00", "")
 
 
 def utcnow() -> datetime:

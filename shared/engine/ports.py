@@ -38,6 +38,7 @@ class PlannedWrite:
     exists: bool
     target_id: str | None = None
     source_id: str | None = None
+    last_payload: str = ""
 
 
 @dataclass
@@ -79,4 +80,8 @@ class Target(Protocol):
 
     def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
         """Delete or deactivate target records; one outcome per request."""
+        ...
+
+    def current(self, records: Sequence[PlannedWrite]) -> dict[str, dict[str, Any]]:
+        """The target's current rows of records about to be updated, by source key (two-way tasks)."""
         ...

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from shared.dataverse import DataverseClient, DataverseWrite
 from shared.engine.ports import PlannedWrite, RetireRequest, WriteResult
 from shared.finops import FinOpsClient, FinOpsWrite
 from shared.odata.errors import SyncError
+from shared.odata.filters import F
 
 
 class FinOpsTarget:
@@ -43,6 +45,14 @@ class FinOpsTarget:
             for o in self.client.write(self.entity_set, writes):
                 results.append(WriteResult(o.source_key, o.ok, o.target_id, False, o.error))
         return results
+
+    def current(self, records: Sequence[PlannedWrite]) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for r in records:
+            row = self.client.get(self.entity_set, r.target_key)
+            if row is not None:
+                rows[r.source_key] = row
+        return rows
 
 
 class DataverseTarget:
@@ -121,6 +131,20 @@ class DataverseTarget:
             )
             results.extend(WriteResult(o.source_key, o.ok, o.target_id, False, o.error) for o in outcomes)
         return results
+
+    def current(self, records: Sequence[PlannedWrite]) -> dict[str, dict[str, Any]]:
+        by_id = {r.target_id: r.source_key for r in records if r.target_id}
+        columns = sorted({k for r in records for k in r.payload if "@" not in k} | {self.primary_id})
+        rows: dict[str, dict[str, Any]] = {}
+        ids = list(by_id)
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            for page in self.client.query(self.entity_set, columns, filter=F.in_(self.primary_id, chunk)):
+                for row in page:
+                    key = by_id.get(str(row.get(self.primary_id, "")).lower())
+                    if key is not None:
+                        rows[key] = row
+        return rows
 
 
 def _mapped_id(record: PlannedWrite, primary_id: str) -> str | None:

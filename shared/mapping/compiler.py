@@ -72,6 +72,7 @@ class TaskMapping:
     source_id_field: str | None = None
     deselect_policy: str = "ignore"
     deactivate: dict[str, Any] | None = None
+    record_conflicts: bool = False
 
     def lookup_requests(self, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[Any]]:
         """Values each plain `synced:` look-up will ask for, so the engine can fetch them per page.
@@ -293,6 +294,7 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         target_key_fields=key_fields,
         target_table=targets.dataverse.logical_name if targets.dataverse is not None else None,
         deselect_policy=task.deselect_policy,
+        record_conflicts=task.record_conflicts,
         deactivate=_deactivate_payload(task, targets),
         source_id_field=view.dataverse.primary_id if view.dataverse is not None else None,
     )

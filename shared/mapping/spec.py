@@ -236,6 +236,13 @@ class TaskSpec(_Strict):
             "that dropped to zero): ignore and keep it, deactivate, or delete the target record."
         ),
     )
+    record_conflicts: bool = Field(
+        default=False,
+        description=(
+            "Two-way tasks: before updating a record, read it from the target and report the fields that "
+            "changed there since p2c-sync last wrote them and are about to be overwritten (`conflict_lost`)."
+        ),
+    )
     deactivate: dict[str, Any] | None = Field(
         default=None,
         description=(

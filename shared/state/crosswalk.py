@@ -19,13 +19,16 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.state._props import read_dt, utc
+from shared.state._props import get_text, put_text, read_dt, utc
 from shared.state.keys import compose_key, encode_key
 
 #: Table transactions take at most 100 operations, all in one partition.
 TRANSACTION_LIMIT = 100
 #: The Table service documents at most 15 discrete comparisons per $filter: PartitionKey + 14 RowKeys.
 KEYS_PER_QUERY = 14
+#: Last-written payloads (two-way tasks) longer than this are not kept: conflicts then go unreported.
+PAYLOAD_PARTS = 3
+PAYLOAD_MAX_CHARS = PAYLOAD_PARTS * 16384
 #: Parallel look-up queries per get_many call.
 QUERY_WORKERS = 8
 
@@ -41,6 +44,8 @@ class CrosswalkEntry:
     synced_at: datetime
     origin: str = ""
     deleted: bool = False
+    #: JSON of the payload last written, kept only for two-way tasks (conflict detection)
+    payload: str = ""
 
 
 class CrosswalkStore:
@@ -201,7 +206,7 @@ class CrosswalkStore:
         if not by_source:
             return
         pk = self._pk(pair, company)
-        forward = [_entity(pk, encode_key(key), e) for key, e in by_source.items()]
+        forward = [_entity(pk, encode_key(key), e, with_payload=True) for key, e in by_source.items()]
         by_target: dict[str, CrosswalkEntry] = {}
         for entry in by_source.values():
             if entry.target_key:
@@ -224,8 +229,8 @@ class CrosswalkStore:
             self.table.submit_transaction(ops)
 
 
-def _entity(pk: str, rk: str, entry: CrosswalkEntry) -> dict[str, Any]:
-    return {
+def _entity(pk: str, rk: str, entry: CrosswalkEntry, *, with_payload: bool = False) -> dict[str, Any]:
+    entity: dict[str, Any] = {
         "PartitionKey": pk,
         "RowKey": rk,
         "SourceKey": entry.source_key,
@@ -236,6 +241,9 @@ def _entity(pk: str, rk: str, entry: CrosswalkEntry) -> dict[str, Any]:
         "Origin": entry.origin,
         "Deleted": entry.deleted,
     }
+    if with_payload and entry.payload and len(entry.payload) <= PAYLOAD_MAX_CHARS:
+        put_text(entity, "Payload", entry.payload, max_parts=PAYLOAD_PARTS)
+    return entity
 
 
 def _entry(entity: Any) -> CrosswalkEntry:
@@ -250,4 +258,5 @@ def _entry(entity: Any) -> CrosswalkEntry:
         synced_at=synced,
         origin=str(entity.get("Origin", "")),
         deleted=bool(entity.get("Deleted", False)),
+        payload=get_text(entity, "Payload") or "",
     )

@@ -597,17 +597,6 @@ def test_sales_created_order_returns_without_duplicate_lines(product: Product) -
 
 
 @needs_orders_to_fno
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The losing side of a conflict is not recorded: orders-to-sales overwrites a Sales edit of an "
-        "F&O-owned order, and orders-to-fno overwrites an F&O edit of a Sales-owned order, silently. "
-        "Proposed: keep the last written payload per record (shared/state crosswalk entry, e.g. a "
-        "`fields` hash map), and in shared/engine/pipeline.py TaskPipeline.process_rows read the "
-        "target rows of an update page (one $filter query) and report `conflict_lost` with the target "
-        "fields that differ from what p2c-sync last wrote, before overwriting them."
-    ),
-)
 def test_losing_change_of_a_conflict_is_recorded(product: Product) -> None:
     seed(product)
     cycle(product)
