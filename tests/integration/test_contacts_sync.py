@@ -1,7 +1,7 @@
 """Contacts and Contacts to Customer (Sales → F&O) end to end: production engine, sandbox, Azurite.
 
 The golden expectations below are written by hand from `reference/templates.md` §2 and §3 (and the
-choices documented in `mappings/notes/contacts.md` where the template shows `Fn` without content),
+choices documented in `mappings/README.md` where the template shows `Fn` without content),
 not derived from the YAML files, so a wrong mapping fails here.
 Run order (templates.md "Cross-template rules"): accounts → contacts / contacts-to-customers.
 """
@@ -286,7 +286,7 @@ def test_contact_before_its_account_is_deferred_then_written(product: Product) -
 def test_contact_becoming_an_active_customer_moves_templates(product: Product) -> None:
     """The contact leaves the contacts selection and enters contacts-to-customers.
 
-    The F&O contact person written earlier stays (delete policy `ignore`, notes/contacts.md): it is
+    The F&O contact person written earlier stays (delete policy `ignore`, README.md): it is
     no longer updated, and the contact now also exists as a customer of party type Person.
     """
     contacts = seed(product, 30, seed_no=7)
@@ -455,7 +455,7 @@ def test_contact_moved_to_another_account_gets_a_second_contact_person(product: 
     """AssociatedPartyNumber is part of the CDSContactPersons key, so a new parent is a new F&O record.
 
     The update to the new key finds nothing (404) and the client creates it; the contact person under
-    the old account stays (delete policy `ignore`; documented in notes/contacts.md).
+    the old account stays (delete policy `ignore`; documented in README.md).
     """
     contacts = seed(product, 20, seed_no=13)
     for template in ("accounts", "contacts"):

@@ -1,7 +1,7 @@
 """Sales Orders (Sales → F&O) end to end: production engine and clients, sandbox over HTTPS, Azurite.
 
 The golden expectations are written by hand from `reference/templates.md` §6 (and the choices in
-`mappings/notes/quotes-orders-to-fno.md`), not derived from `mappings/orders-to-fno.yaml`. The
+`mappings/README.md`), not derived from `mappings/orders-to-fno.yaml`. The
 document-generic expectations and checks live in `test_quotes_sync.py` (same shape as quotes).
 Run order (templates.md "Cross-template rules"): accounts → orders-to-fno.
 """

@@ -1,7 +1,7 @@
 """Products (F&O → Sales) end to end: production engine and clients, sandbox over HTTPS, Azurite.
 
 The golden expectation below is written from `reference/templates.md` §4 (rows 1-12, price list
-item of the P2C plugin) and the choices in `mappings/notes/products.md` by hand, not derived from
+item of the P2C plugin) and the choices in `mappings/README.md` by hand, not derived from
 `mappings/products.yaml`, so a wrong mapping fails here.
 """
 

@@ -1,7 +1,7 @@
 """Sales Quotes (Sales → F&O) end to end: production engine and clients, sandbox over HTTPS, Azurite.
 
 The golden expectations are written by hand from `reference/templates.md` §5 (and the choices in
-`mappings/notes/quotes-orders-to-fno.md` where the template shows `Fn` without content), not derived
+`mappings/README.md` where the template shows `Fn` without content), not derived
 from `mappings/quotes.yaml`, so a wrong mapping fails here. The document-generic helpers (`Doc`,
 `expected_header`, `expected_line`, `check_*`) are shared with `test_orders_to_fno_sync.py`: both
 templates have the same shape (header + lines, customer via the accounts crosswalk, line discount).
@@ -38,7 +38,7 @@ COUNTRY_ISO = {
 }
 #: F&O unit symbol for a Sales unit name (the products template created the Sales units from these).
 UNIT_SYMBOL = {name: symbol for symbol, name in SALES_UNIT_NAMES.items()}
-#: Fields the engine cannot fill yet (mappings/notes/quotes-orders-to-fno.md, "Missing in the engine").
+#: Fields the engine cannot fill yet (mappings/README.md, "Missing in the engine").
 DISCOUNT_FIELDS = ("LineDiscountAmount", "FixedPriceCharges")
 UNIT_FIELDS = ("SalesUnitSymbol",)
 CENT = Decimal("0.01")

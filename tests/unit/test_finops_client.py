@@ -224,7 +224,7 @@ def test_write_chunks_by_batch_size() -> None:
 
     client, _ = client_for(handler, batch_size=2)
     out = client.write("CustomersV3", [customer(f"C{n}", exists=True) for n in range(5)])
-    assert sizes == [2, 2, 1]
+    assert sorted(sizes) == [1, 2, 2]  # chunks may go out concurrently; outcomes keep input order
     assert [o.source_key for o in out] == [f"acc-C{n}" for n in range(5)]
     assert all(o.ok for o in out)
 
@@ -355,3 +355,36 @@ def test_validation_error_is_reported_not_retried() -> None:
     client, _ = client_for(handler)
     out = client.write("CustomersV3", [customer("C1", exists=False)])
     assert isinstance(out[0].error, RecordRejected) and not out[0].ok
+
+
+def test_write_sends_batches_concurrently_and_a_run_level_error_stops_the_write() -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    in_flight = 0
+    peak = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.05)
+        with lock:
+            in_flight -= 1
+        return batch_response([(204, None, op["content_id"]) for op in parse_batch_request(request)])
+
+    client, http = client_for(handler, batch_size=1)
+    records = [customer(f"C{n}", exists=True) for n in range(10)]
+    out = client.write("CustomersV3", records)
+    assert [o.source_key for o in out] == [r.source_key for r in records]
+    assert all(o.ok for o in out) and http.kinds == ["batch"] * 10
+    assert 2 <= peak <= 4
+
+    def denied(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"Message": "Authorization has been denied for this request."})
+
+    client, _ = client_for(denied, batch_size=1)
+    with pytest.raises(AuthFailed):
+        client.write("CustomersV3", records)

@@ -475,3 +475,69 @@ def test_query_options_use_percent_20_and_keep_odata_punctuation() -> None:
         "/api/data/v9.2/accounts?$select=name,accountnumber&$filter=name%20eq%20'a%2Bb%26c%3Dd'"
     )
     assert h.requests[0].url.params["$filter"] == "name eq 'a+b&c=d'"
+
+
+def test_response_json_reuses_the_document_parsed_by_the_body_check() -> None:
+    from shared.http import response_json
+
+    h = Harness([ok_json({"value": [{"accountid": "1"}]})])
+    resp = h.http.request("GET", "accounts", kind="read")
+    first = response_json(resp)
+    assert first == {"value": [{"accountid": "1"}]}
+    assert response_json(resp) is first  # parsed once, not per call
+    # a response that did not go through ServiceHttp is parsed on demand
+    assert response_json(httpx.Response(200, json={"a": 1})) == {"a": 1}
+
+
+def test_limiter_learns_a_pace_from_throttling_and_pauses_for_retry_after() -> None:
+    clock = FakeClock()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+
+    lim = AdaptiveLimiter(8, grow_after=1000, cooldown=0.0, clock=clock, sleep=sleep)
+    assert lim.rate is None
+    clock.now += 5.0  # time before the first request (reading, mapping) is not part of the estimate
+    for _ in range(30):  # a burst of 30 requests in 1 s, then the window is full
+        with lim.slot():
+            clock.now += 1 / 30
+        lim.on_success()
+    lim.on_throttled(retry_after=2.0)
+    # 30 requests were allowed in (1 s burst + 2 s wait): the window allows ~10 per second
+    assert lim.rate == pytest.approx(10.0, rel=0.01)
+    with lim.slot():
+        pass
+    assert sleeps == [pytest.approx(2.0)]  # nothing starts before Retry-After has passed
+    for _ in range(5):
+        with lim.slot():
+            pass
+    assert sleeps[1:] == [pytest.approx(0.1)] * 5  # then requests are spaced at the learned pace
+    lim.on_throttled(retry_after=1.0)  # the paced rate overshot: step back 5%, probe more slowly
+    assert lim.rate == pytest.approx(9.5, rel=0.01)
+    lim.on_throttled(retry_after=None)  # throttled without a hint: halve the pace
+    assert lim.rate == pytest.approx(4.75, rel=0.01)
+
+
+def test_limiter_pace_grows_slowly_after_successes() -> None:
+    clock = FakeClock()
+    lim = AdaptiveLimiter(4, grow_after=10, cooldown=0.0, rate_growth=0.1, clock=clock, sleep=lambda s: None)
+    for _ in range(4):
+        with lim.slot():
+            pass
+        lim.on_success()
+    clock.now += 1.0
+    lim.on_throttled(retry_after=1.0)
+    assert lim.rate == pytest.approx(2.0)
+    for _ in range(10):
+        lim.on_success()
+    assert lim.rate == pytest.approx(2.2)
+    lim.on_throttled(retry_after=1.0)
+    assert lim.rate == pytest.approx(2.09)
+    for _ in range(10):
+        lim.on_success()
+    assert lim.rate == pytest.approx(2.09)  # settled: grows half as often, by half the step
+    for _ in range(10):
+        lim.on_success()
+    assert lim.rate == pytest.approx(2.09 * 1.05)

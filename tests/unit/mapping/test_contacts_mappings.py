@@ -1,6 +1,6 @@
 """mappings/contacts.yaml and contacts-to-customers.yaml against the real schema catalogue.
 
-Expected payloads are written from reference/templates.md §2 and §3 (and mappings/notes/contacts.md
+Expected payloads are written from reference/templates.md §2 and §3 (and mappings/README.md
 for the `Fn` contents the template does not show), not read back from the YAML.
 """
 

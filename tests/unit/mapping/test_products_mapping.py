@@ -1,7 +1,7 @@
 """mappings/products.yaml against the real schema catalogue, and realistic F&O product rows mapped.
 
 Expectations are written from `reference/templates.md` §4 (rows 1-12) and the choices recorded in
-`mappings/notes/products.md`, not read back from the YAML.
+`mappings/README.md`, not read back from the YAML.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def test_currency_without_price_list_fails_the_record(real_catalogue: Catalogue)
 
 def test_only_the_product_company_is_selected(real_catalogue: Catalogue) -> None:
     """One Sales product per number: the product company (usmf) masters it, other companies' rows
-    with the same number are not selected (notes/products.md, "Companies")."""
+    with the same number are not selected (README.md, "Companies")."""
     mapping = load(real_catalogue)
     for task in mapping.tasks:
         selects = compile_filter(task.source.filter)

@@ -240,3 +240,17 @@ def test_encode_rejects_bad_input() -> None:
         )
     with pytest.raises(ValueError):
         encode_batch([ChangeSet([])])
+
+
+def test_boundary_text_inside_a_line_does_not_split_a_part() -> None:
+    from shared.odata.batch import decode_batch
+
+    body = (
+        b"--b1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n"
+        b"Content-Type: application/json\r\n\r\n{\"note\": \"x --b1 y\"}\r\n"
+        b"--b1 \t\nContent-Type: application/http\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
+        b"--b1--"
+    )
+    parts = decode_batch("multipart/mixed; boundary=b1", body)
+    assert [p.status for p in parts] == [200, 204]
+    assert parts[0].body == b'{"note": "x --b1 y"}'

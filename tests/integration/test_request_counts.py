@@ -1,0 +1,57 @@
+"""Request-count properties of the sync (issue 7), counted by the sandbox's request log, not timed.
+
+What the services see is what costs money and throttling budget: an initial load must write in
+full bulk requests (ceil(N / batch size)), an idle run must cost one read per task and nothing
+else, and a full snapshot of unchanged data must write nothing (hash skip).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sandbox.datagen import generate
+from tests.fixtures.product import Product
+
+pytestmark = pytest.mark.integration
+
+SIZE = 250
+BATCH = 20
+WRITE_KINDS = ("batch", "bulk", "single")
+
+
+def writes(product: Product) -> int:
+    log = product.sandbox.log
+    return sum(
+        log.count(service=service, kind=kind) for service in ("dataverse", "finops") for kind in WRITE_KINDS
+    )
+
+
+def test_initial_idle_and_full_snapshot_request_counts(product: Product) -> None:
+    product.sandbox.load(generate(size=SIZE, seed=23, templates=["accounts"]))
+    accounts = product.with_settings(P2C_FINOPS_BATCH_SIZE=str(BATCH))
+    product.sandbox.log.reset()
+
+    first = accounts.run()
+    assert first.status == "succeeded", first.message
+    assert first.counts["written"] == SIZE
+    assert product.sandbox.log.count(service="finops", kind="batch") == math.ceil(SIZE / BATCH)
+    assert product.sandbox.log.count(service="finops", kind="single") == 0
+    assert product.sandbox.log.count(status=429) == 0
+
+    product.sandbox.log.reset()
+    idle = accounts.run()
+    assert idle.status == "succeeded", idle.message
+    tasks = len(idle.tasks)
+    assert tasks == 1
+    assert product.sandbox.log.count(service="dataverse", kind="read") == tasks  # the delta link only
+    assert product.sandbox.log.count() == tasks  # nothing else at all: no lookups, no writes
+    assert writes(product) == 0
+
+    product.sandbox.log.reset()
+    full = accounts.run(mode="full")
+    assert full.status == "succeeded", full.message
+    assert full.counts["read"] == SIZE and full.counts.get("unchanged") == SIZE
+    assert full.counts.get("written", 0) == 0
+    assert writes(product) == 0
