@@ -359,6 +359,7 @@ class SyncEngine:
                 tgt.entity_set,
                 table.supports_multiple,
                 table.primary_id,
+                match=tgt.match or (),
             )
         return TaskSpecView(
             template=template.name,

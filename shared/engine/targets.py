@@ -65,12 +65,14 @@ class DataverseTarget:
         entity_set: str,
         supports_multiple: bool,
         primary_id: str = "",
+        match: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.table = table
         self.entity_set = entity_set
         self.supports_multiple = supports_multiple
         self.primary_id = primary_id or f"{table}id"
+        self.match = list(match)
 
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
         existing = self._existing_ids(records)
@@ -110,6 +112,31 @@ class DataverseTarget:
             ids = self.client.match_existing(self.entity_set, column, list(wanted), self.primary_id)
             for value, row_id in ids.items():
                 found[wanted[value]] = row_id
+        if self.match:
+            found.update(self._match_by_lookups([r for r in records if not r.exists]))
+        return found
+
+    def _match_by_lookups(self, records: Sequence[PlannedWrite]) -> dict[str, str]:
+        """Existing rows with the same related records (`target.match`), for tables with no alternate key."""
+        wanted: dict[tuple[str, ...], str] = {}
+        for r in records:
+            ids = tuple(_bound_id(r.payload.get(f"{name}@odata.bind")) for name in self.match)
+            if all(ids):
+                wanted[ids] = r.source_key
+        columns = [f"_{name}_value" for name in self.match]
+        found: dict[str, str] = {}
+        combos = list(wanted)
+        for start in range(0, len(combos), MATCH_COMBOS_PER_QUERY):
+            chunk = combos[start : start + MATCH_COMBOS_PER_QUERY]
+            flt = F.or_(
+                *(F.and_(*(F.eq(c, v) for c, v in zip(columns, combo, strict=True))) for combo in chunk)
+            )
+            for page in self.client.query(self.entity_set, [self.primary_id, *columns], filter=flt):
+                for row in page:
+                    combo = tuple(str(row.get(c) or "").lower() for c in columns)
+                    key = wanted.get(combo)
+                    if key is not None and key not in found:
+                        found[key] = str(row[self.primary_id])
         return found
 
     def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
@@ -151,3 +178,15 @@ def _mapped_id(record: PlannedWrite, primary_id: str) -> str | None:
     """A mapping may name the target row itself (e.g. the Sales line an F&O line came from)."""
     value = record.payload.get(primary_id)
     return str(value) if value else None
+
+
+#: Composite matches are OR-ed AND-clauses; this many keep the URL short.
+MATCH_COMBOS_PER_QUERY = 20
+
+
+def _bound_id(bind: Any) -> str:
+    """`products(6f9…)` → `6f9…` (lower case); anything else (alternate-key binds) → ""."""
+    if not isinstance(bind, str) or not bind.endswith(")") or "(" not in bind:
+        return ""
+    inner = bind[bind.index("(") + 1 : -1]
+    return "" if "=" in inner or "'" in inner else inner.lower()

@@ -262,6 +262,9 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         seen.add(compiled.payload_name)
         rules.append(compiled)
     key_fields = targets.key_fields(task.target)
+    for name in task.target.match or []:
+        if name + BIND_SUFFIX not in seen:
+            raise _Problem("a `match` field must be a lookup written by a `bind` rule of this task", name)
     for name in key_fields:
         if name not in seen:
             raise _Problem("target key field is not mapped by any rule", name)

@@ -78,6 +78,14 @@ class TargetSpec(_Strict):
             "first alternate key (none for line tables, which are written by deterministic id)."
         ),
     )
+    match: list[str] | None = Field(
+        default=None,
+        description=(
+            "Dataverse targets without an alternate key: lookup (bind) fields that identify an existing row, "
+            "matched before a record's first write so a row already in Sales is updated, not duplicated "
+            "(e.g. a price list item by [productid, pricelevelid, uomid])."
+        ),
+    )
 
 
 class LookupSpec(_Strict):

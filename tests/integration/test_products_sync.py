@@ -40,13 +40,6 @@ SPEC_GAP = (
 # DataverseTarget matches first-time products by their alternate key (productnumber) before writing,
 # but productpricelevels has no alternate key, so a product already in Sales with its price list item
 # (datagen's pre-synced subset) gets a second item in the same price list under the uuid5 id.
-MATCH_GAP = (
-    "shared/engine/targets.py DataverseTarget._existing_ids matches only single-column alternate keys; "
-    "productpricelevel has none, so an existing price list item of an already-synced product is not "
-    "found and a second one is created (real Dataverse refuses a second price for the same product, "
-    "unit and price list); fix: let a task declare a match key (e.g. target.match: [productid, "
-    "pricelevelid, uomid]) and match first-time records on it (a $filter on the _x_value columns)"
-)
 
 
 def seed(product: Product, size: int, *, presynced: bool = False, seed_no: int = 7) -> list[dict[str, Any]]:
@@ -240,7 +233,6 @@ def test_awkward_names_and_numbers_are_written_exactly(product: Product) -> None
     assert product.run("products").counts.get("written", 0) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=MATCH_GAP)
 def test_products_already_in_sales_are_matched_by_number_not_duplicated(product: Product) -> None:
     """datagen's pre-synced subset: same numbers already in Sales under other ids, with an item each."""
     fo_rows = seed(product, 40, presynced=True)
