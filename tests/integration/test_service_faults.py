@@ -172,13 +172,6 @@ def test_token_endpoint_down_after_expiry_fails_the_run_cleanly(product: Product
     _assert_exactly(product, accounts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a broken lease is noticed only at the next renewal (shared/state/lock.py RENEW_INTERVAL_SECONDS = 20), "
-    "so a run shorter than that keeps writing and saves its checkpoint after losing the lock. Fix: "
-    "RunLock.check() (called by the runner's guard before every page and write) should confirm the lease "
-    "when more than a few seconds passed since the last confirmation, e.g. renew() at most every 2 s from "
-    "check(), turning a 409 LeaseIdMismatch/LeaseIsBroken into LeaseLost."
-))
 def test_lost_lease_stops_writing_and_fails_the_run(product: Product, slow_finops: None) -> None:
     accounts = _seed(product, 400)
     batches_at_break: list[int] = []
