@@ -431,8 +431,9 @@ class SyncEngine:
         return (secret.get_secret_value(),) if secret is not None else ()
 
     def _checkpoint_lag(self, template: TemplateDef, companies: list[str]) -> float | None:
+        """Seconds since the stalest task checkpoint of the template last advanced (alerting input)."""
         try:
-            mapping_tasks = ["main"]
+            mapping_tasks = [t.name for t in self._mapping(template).tasks]
             lags = []
             for company in companies:
                 for task in mapping_tasks:
