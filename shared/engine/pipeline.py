@@ -474,7 +474,7 @@ class TaskPipeline:
             record.attempts = 1
             saved = record
         else:
-            saved = scope.state.errors.record(record, park_after=scope.park_after)
+            saved = scope.state.errors.record(record, park_after=scope.park_after, now=scope.now())
             self._open_errors.add(key)
         if saved.status == "parked":
             scope.counts.add(

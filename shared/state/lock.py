@@ -118,9 +118,9 @@ class RunLock:
         then noticed within seconds, not at the background renewal (every 20 s), and a run that
         lost its lock never writes a page or a checkpoint after noticing.
         """
-        if self._lease is not None and self._lost_reason is None:
-            if time.monotonic() - self._last_renewed >= CONFIRM_INTERVAL_SECONDS:
-                self._renew_once()
+        stale = time.monotonic() - self._last_renewed >= CONFIRM_INTERVAL_SECONDS
+        if self._lease is not None and self._lost_reason is None and stale:
+            self._renew_once()
         if self.lost:
             raise LeaseLost(f"run lock of '{self.template}' lost: {self._lost_reason}")
 
