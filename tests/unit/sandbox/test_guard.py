@@ -294,7 +294,9 @@ def test_guard_throttles_with_retry_after(parts: dict[str, Any]) -> None:
     assert parts["log"].entries()[-1].throttled
 
 
-@pytest.mark.parametrize("fault", [f for f in FAULT_KINDS if f not in ("reset", "hang", "loop", "batch_mismatch")])
+@pytest.mark.parametrize(
+    "fault", [f for f in FAULT_KINDS if f not in ("reset", "hang", "loop", "batch_mismatch")]
+)
 def test_guard_injects_http_faults(parts: dict[str, Any], fault: str) -> None:
     client, auth = _client(parts, "finops")
     parts["faults"].script([("finops", "read", fault)])
