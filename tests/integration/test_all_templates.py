@@ -42,9 +42,10 @@ from tests.integration.test_invoices_sync import INV_HEADERS
 from tests.integration.test_invoices_sync import assert_golden as assert_invoices_golden
 from tests.integration.test_orders_to_fno_sync import ORDERS
 from tests.integration.test_orders_to_sales_sync import HEADERS as FO_ORDER_HEADERS
+from tests.integration.test_orders_to_sales_sync import LINES as FO_ORDER_LINES
 from tests.integration.test_orders_to_sales_sync import assert_golden as assert_orders_to_sales_golden
 from tests.integration.test_orders_to_sales_sync import selected as fo_order_selected
-from tests.integration.test_products_sync import MATCH_GAP, SalesRefs, expected_item, expected_product
+from tests.integration.test_products_sync import SalesRefs, expected_item, expected_product
 from tests.integration.test_products_sync import _same as same_product_field
 from tests.integration.test_quotes_sync import (
     QUOTES,
@@ -472,7 +473,6 @@ def test_no_duplicates(world: World) -> None:
         assert len(numbers) == len(set(numbers)), f"{doc.fo_headers}: a number in two companies"
 
 
-@pytest.mark.xfail(strict=True, reason=MATCH_GAP)
 def test_price_list_items_are_not_duplicated(world: World) -> None:
     """One price per product, unit and price list: the pre-synced products must be matched."""
     dv = world.product.sandbox.dataverse
@@ -509,3 +509,94 @@ def test_nothing_left_retrying_but_the_bad_records(world: World) -> None:
     bad = set(world.bad.keys().values())
     retrying = [e for e in world.open_errors() if e.status == "retrying" and e.source_key not in bad]
     assert not retrying, [f"{e.template} {e.source_key}: {e.message[:100]}" for e in retrying[:10]]
+
+
+# -- last: these change the world (pytest runs a module's tests in order for each world) -----------
+
+
+def parked_waiting(world: World, template: str) -> set[str]:
+    """Retry-store keys of `template`'s deferred records that were parked."""
+    return {
+        e.source_key
+        for e in world.open_errors()
+        if e.template == template and e.status == "parked" and e.kind == "deferred"
+    }
+
+
+def run_round(world: World) -> None:
+    for name in world.order:
+        world.product.engine.run(name, trigger="cli")
+    world.clock.offset += ROUND_STEP
+
+
+def test_parked_lines_follow_their_fno_order_once_it_is_confirmed(world: World) -> None:
+    """Lines of an F&O order whose totals were not updated waited until parked; F&O confirms the
+    order and updates its totals: the order comes to Sales with all its lines."""
+    sb = world.product.sandbox
+    dv, fo = sb.dataverse, sb.finops
+    parked_orders = {key.split("|", 1)[0] for key in parked_waiting(world, "orders-to-sales")}
+    order = next((h for h in fo.rows(FO_ORDER_HEADERS) if h["SalesOrderNumber"] in parked_orders), None)
+    if order is None:
+        pytest.skip("no F&O order with parked lines in this data set")
+    number = order["SalesOrderNumber"]
+    confirmed = {"AreTotalsUpdated": "Yes", "SalesOrderProcessingStatus": "Confirmed"}
+    fo.update(FO_ORDER_HEADERS, {k: order[k] for k in ("dataAreaId", "SalesOrderNumber")}, confirmed)
+    company_lines = fo.rows(FO_ORDER_LINES, company=order["dataAreaId"])
+    fo_lines = [x for x in company_lines if x["SalesOrderNumber"] == number]
+    for line in fo_lines:  # F&O lines carry the order's status and totals flag
+        fo.update(
+            FO_ORDER_LINES,
+            {k: line[k] for k in ("dataAreaId", "SalesOrderNumber", "LineCreationSequenceNumber")},
+            {"AreTotalsCalculated": "Yes", "SalesOrderProcessingStatus": "Confirmed"},
+        )
+    run_round(world)
+    sales = dv.find("salesorders", ordernumber=number)
+    assert sales, f"{number} not in Sales after it was confirmed"
+    order_id = sales[0]["salesorderid"]
+    details = [
+        d
+        for d in dv.rows("salesorderdetails")
+        if d["_salesorderid_value"] == order_id and not d.get("msdynce_ismisctax")
+    ]
+    assert sorted(d["sequencenumber"] for d in details) == sorted(
+        x["LineCreationSequenceNumber"] for x in fo_lines
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "lines of a draft quote are deferred each run until parked (P2C_PARK_AFTER_ATTEMPTS); the quote "
+        "is then activated and written, but its lines are not: the quotedetails delta does not return "
+        "unchanged lines and parked records are never due, so they wait forever. Proposed fix: "
+        "shared/engine/pipeline.py TaskPipeline._record_results, after crosswalk.put_many of a task "
+        "other tasks name as parent (synced:<template>.<task>), requeue the deferred records whose "
+        "missing_reference names a written origin/source key (state.errors.requeue(template, keys)); "
+        "ErrorStore would need a query by missing_reference (store it as a column) to find them"
+    ),
+)
+def test_parked_lines_follow_their_quote_once_it_is_activated(world: World) -> None:
+    """Lines of a draft quote waited until parked; the quote is activated in Sales: the quote
+    is written to F&O with all its lines."""
+    product, dv = world.product, world.product.sandbox.dataverse
+    parked = parked_waiting(world, "quotes")
+    accounts = {a["accountid"] for a in dv.rows("accounts")}
+    lines_by_quote: dict[str, list[dict[str, Any]]] = {}
+    for line in dv.rows("quotedetails"):
+        if line["quotedetailid"] in parked and QUOTES.line_selected(line):
+            lines_by_quote.setdefault(line["_quoteid_value"], []).append(line)
+    draft = next(
+        q
+        for q in dv.rows("quotes")
+        if q["quoteid"] in lines_by_quote
+        and not QUOTES.header_selected(q)
+        and q["_customerid_value"] in accounts
+        and q.get("msdynce_hasexternallymaintainedproductsonly") is True
+    )
+    dv.update("quotes", draft["quoteid"], dict(QUOTES.selected_header_state))
+    run_round(world)
+    number = draft["quotenumber"]
+    assert number in written_headers(product, QUOTES)
+    wanted = sorted(int(x["sequencenumber"]) for x in lines_by_quote[draft["quoteid"]])
+    written = sorted(seq for n, seq in written_lines(product, QUOTES) if n == number)
+    assert written == wanted, f"quote {number}: lines {written} written of {wanted}"
