@@ -20,7 +20,14 @@ from typing import Any
 from shared.engine.filters import Predicate
 from shared.engine.ports import PlannedWrite, RetireRequest, Source, Target, WriteResult
 from shared.engine.scope import RunScope
-from shared.mapping import MapContext, MappedRecord, MappingFailure, ReferenceMissing, TaskMapping
+from shared.mapping import (
+    MapContext,
+    MappedRecord,
+    MappingFailure,
+    ReferenceMissing,
+    TaskMapping,
+    synced_entity,
+)
 from shared.odata.errors import NotFound
 from shared.state import CrosswalkEntry, ErrorRecord
 
@@ -281,22 +288,29 @@ class TaskPipeline:
     # -- deletes --------------------------------------------------------------------------------
 
     def process_deletes(self, deleted_ids: Sequence[str]) -> None:
-        """Source deletes (Dataverse `$deletedEntity`), handled as the task's `delete_policy` says."""
+        """Source deletes (Dataverse `$deletedEntity`), handled as the task's `delete_policy` says.
+
+        Only deletes of records this task synced (in this company) count: with several companies
+        every company's delta carries the same delete, and a record that was never selected has
+        nothing on the target side to act on.
+        """
         if not deleted_ids:
             return
         scope, spec = self.scope, self.spec
-        scope.counts.add(deleted=len(deleted_ids))
+        found = scope.state.crosswalk.by_origin_many(spec.pair, spec.company, list(deleted_ids))
+        if not found:
+            return
+        scope.counts.add(deleted=len(found))
         policy = spec.mapping.delete_policy
         if policy == "ignore":
-            for source_id in deleted_ids:
+            for entry in found.values():
                 scope.report(
                     "source_deleted",
-                    source_id,
+                    entry.source_key,
                     message="deleted in the source; delete_policy 'ignore': the target record is kept "
                     "and this deletion is recorded",
                 )
             return
-        found = scope.state.crosswalk.by_origin_many(spec.pair, spec.company, list(deleted_ids))
         self._retire(list(found.values()), policy, "deleted in the source")
 
     def _retire(self, entries: Sequence[CrosswalkEntry], policy: str, why: str) -> None:
@@ -364,6 +378,7 @@ class TaskPipeline:
         scope, spec = self.scope, self.spec
         if scope.dry_run:
             return
+        self._wake_deferred()
         due = [
             rec
             for rec in scope.state.errors.due(spec.template, scope.now(), limit=scope.retry_limit)
@@ -385,6 +400,44 @@ class TaskPipeline:
         for key in keys:
             if key not in found and key in self._open_errors:
                 self._resolve(key, "the source record no longer exists")
+
+    def _wake_deferred(self) -> None:
+        """Deferred records whose parent has been synced since are due now, even when parked.
+
+        A line deferred because its header was not selected yet (a draft quote) would otherwise
+        wait out its back-off or, once parked, wait for an operator; change tracking will not bring
+        the unchanged line back when the header finally syncs. Checking the named parents through
+        the crosswalk is one batched query per parent task.
+        """
+        scope, spec = self.scope, self.spec
+        waiting: dict[tuple[str, str], dict[str, str]] = {}
+        for rec in scope.state.errors.list(spec.template, limit=scope.retry_limit):
+            if (
+                rec.kind != "deferred"
+                or rec.status not in ("retrying", "parked")
+                or rec.task != spec.task
+                or rec.company != spec.company
+                or not rec.missing_reference
+            ):
+                continue
+            parsed = _parse_missing(rec.missing_reference)
+            if parsed is not None:
+                entity, by, value = parsed
+                waiting.setdefault((entity, by), {})[rec.source_key] = value
+        ready: list[str] = []
+        for (entity, by), keys in waiting.items():
+            for name in entity.split(" or "):
+                if synced_entity(name) is None:
+                    continue
+                self._resolver.prefetch({(name, by): set(keys.values())})
+                for key, value in keys.items():
+                    try:
+                        self._resolver.resolve(name, by, value, "target_key")
+                    except ReferenceMissing:
+                        continue
+                    ready.append(key)
+        if ready:
+            scope.state.errors.requeue(spec.template, keys=sorted(set(ready)), now=scope.now())
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -502,6 +555,15 @@ class TaskPipeline:
         self._open_errors.discard(key)
         scope.counts.add(resolved=1)
         scope.report("resolved", key, message=why)
+
+
+def _parse_missing(reference: str) -> tuple[str, str, str] | None:
+    """`synced:quotes.header.origin=<id>` → ("synced:quotes.header", "origin", "<id>")."""
+    left, sep, value = reference.partition("=")
+    entity, dot, by = left.rpartition(".")
+    if not sep or not dot or not entity.startswith("synced:"):
+        return None
+    return entity, by, value
 
 
 def _payload_json(payload: dict[str, Any]) -> str:

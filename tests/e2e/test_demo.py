@@ -113,15 +113,6 @@ def test_third_round_writes_nothing(demo: DemoRun) -> None:
     assert all(c["failed"] == 0 for c in third["summary"].values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "shared/engine/pipeline.py TaskPipeline.process_deletes counts (and reports) every deleted "
-        "Sales id in each company's pipeline, so with P2C_COMPANIES=usmf,demf one deleted account is "
-        "'deleted: 2'; fix: count a deletion only in the company whose crosswalk knows the origin "
-        "(state.crosswalk.by_origin_many(pair, company, deleted_ids)) and report the rest as not ours"
-    ),
-)
 def test_one_deleted_account_is_counted_once(demo: DemoRun) -> None:
     accounts = next(r for r in demo.round(2)["runs"] if r["template"] == "accounts")
     assert accounts["counts"]["deleted"] == 1

@@ -563,18 +563,6 @@ def test_parked_lines_follow_their_fno_order_once_it_is_confirmed(world: World) 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "lines of a draft quote are deferred each run until parked (P2C_PARK_AFTER_ATTEMPTS); the quote "
-        "is then activated and written, but its lines are not: the quotedetails delta does not return "
-        "unchanged lines and parked records are never due, so they wait forever. Proposed fix: "
-        "shared/engine/pipeline.py TaskPipeline._record_results, after crosswalk.put_many of a task "
-        "other tasks name as parent (synced:<template>.<task>), requeue the deferred records whose "
-        "missing_reference names a written origin/source key (state.errors.requeue(template, keys)); "
-        "ErrorStore would need a query by missing_reference (store it as a column) to find them"
-    ),
-)
 def test_parked_lines_follow_their_quote_once_it_is_activated(world: World) -> None:
     """Lines of a draft quote waited until parked; the quote is activated in Sales: the quote
     is written to F&O with all its lines."""
