@@ -21,7 +21,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,6 +30,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from shared.engine import RunOutcome, SyncEngine
+from shared.engine.values import same_value
 from shared.engine.wiring import ServiceClients, build_service_clients
 from shared.mapping import Catalogue, load_catalogue, load_mapping
 from shared.odata.filters import F
@@ -104,38 +104,6 @@ class RecordChange:
             "note": self.note,
             "fields": [{"field": f.name, "current": f.current, "new": f.new} for f in self.fields],
         }
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float | Decimal):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    return None
-
-
-def same_value(current: Any, new: Any) -> bool:
-    """Equal as the target stores it: blank == None, 5 == 5.0 == "5", dates compare by their day."""
-    if current in (None, "") and new in (None, ""):
-        return True
-    if isinstance(current, bool) or isinstance(new, bool):  # True == 1 in Python, not in a target
-        return isinstance(current, bool) and isinstance(new, bool) and current == new
-    # numeric comparison only when one side is a number: "01234" and "1234" are different zip codes
-    numeric = (int, float, Decimal)
-    if isinstance(current, numeric) or isinstance(new, numeric):
-        a, b = _number(current), _number(new)
-        return a is not None and b is not None and a.is_finite() and a == b
-    if isinstance(current, str) and isinstance(new, str):
-        if current == new:
-            return True
-        # F&O answers dates as 2024-01-02T00:00:00Z where a mapping writes 2024-01-02
-        return len(new) == 10 and current.startswith(new + "T00:00:00")
-    return bool(current == new)
 
 
 def _field_changes(payload: Mapping[str, Any], current: Mapping[str, Any] | None) -> list[FieldChange]:

@@ -14,12 +14,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.engine.filters import Predicate
 from shared.engine.ports import PlannedWrite, RetireRequest, Source, Target, WriteResult
 from shared.engine.scope import RunScope
+from shared.engine.values import same_value
 from shared.mapping import (
     MapContext,
     MappedRecord,
@@ -568,24 +568,6 @@ def _parse_missing(reference: str) -> tuple[str, str, str] | None:
 
 def _payload_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def same_value(left: Any, right: Any) -> bool:
-    """Equal as the services mean it: numbers by value, dates by their date when one side has no time."""
-    if left == right:
-        return True
-    if left is None or right is None:
-        return left in (None, "") and right in (None, "")
-    if isinstance(left, bool) or isinstance(right, bool):
-        return str(left).lower() == str(right).lower()
-    try:
-        return Decimal(str(left)) == Decimal(str(right))
-    except (InvalidOperation, ValueError):
-        pass
-    a, b = str(left), str(right)
-    if len(a) >= 10 and len(b) >= 10 and a[4:5] == "-" and b[4:5] == "-" and (len(a) == 10 or len(b) == 10):
-        return a[:10] == b[:10]
-    return a.rstrip("Z").replace("+00:00", "") == b.rstrip("Z").replace("+00:00", "")
 
 
 def utcnow() -> datetime:

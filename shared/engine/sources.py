@@ -125,6 +125,16 @@ def _fetch_keys(
             yield from client.read_company(entity_set, select, company, filter=flt)
 
 
+def _with_cursor_on_last(pages: Iterator[list[dict[str, Any]]], cursor: str) -> Iterator[SourcePage]:
+    """Pages as read, the cursor on the last one only: the checkpoint moves once all are written."""
+    pending: list[dict[str, Any]] | None = None
+    for rows in pages:
+        if pending is not None:
+            yield SourcePage(rows=pending)
+        pending = rows
+    yield SourcePage(rows=pending or [], cursor=cursor)
+
+
 class FinOpsSnapshotSource:
     """Every row of one company, page by page; the cursor is the snapshot's start time."""
 
@@ -144,12 +154,8 @@ class FinOpsSnapshotSource:
 
     def read(self, cursor: str | None, company: str) -> Iterator[SourcePage]:
         started = self.clock().isoformat()
-        pending: list[dict[str, Any]] | None = None
-        for rows in self.client.read_company(self.entity_set, self.select, company):
-            if pending is not None:
-                yield SourcePage(rows=pending)
-            pending = rows
-        yield SourcePage(rows=pending or [], cursor=f"snapshot:{started}")
+        pages = self.client.read_company(self.entity_set, self.select, company)
+        yield from _with_cursor_on_last(pages, f"snapshot:{started}")
 
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
         yield from _fetch_keys(self.client, self.entity_set, self.select, self.key, keys, company)
@@ -182,12 +188,8 @@ class FinOpsDateCursorSource:
         if cursor:
             since = datetime.fromisoformat(cursor) - self.lookback
             flt = F.ge(self.date_column, since)
-        pending: list[dict[str, Any]] | None = None
-        for rows in self.client.read_company(self.entity_set, self.select, company, filter=flt):
-            if pending is not None:
-                yield SourcePage(rows=pending)
-            pending = rows
-        yield SourcePage(rows=pending or [], cursor=started.isoformat())
+        pages = self.client.read_company(self.entity_set, self.select, company, filter=flt)
+        yield from _with_cursor_on_last(pages, started.isoformat())
 
     def fetch_by_keys(self, keys: Sequence[str], company: str) -> Iterator[list[dict[str, Any]]]:
         yield from _fetch_keys(self.client, self.entity_set, self.select, self.key, keys, company)

@@ -94,50 +94,34 @@ class CrosswalkStore:
         Child records name their parent by id (`_parentcustomerid_value`), while the parent's
         crosswalk is keyed by its natural key; the origin rows bridge the two without a scan.
         """
-        unique = list(dict.fromkeys(o for o in origins if o))
-        if not unique:
-            return {}
-        org_pk = self._org_pk(pair, company)
-        chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
-        with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(chunks)))) as pool:
-            results = list(pool.map(lambda chunk: self._query_raw(org_pk, chunk), chunks))
-        source_by_origin = {
-            str(e.get("Origin", "")): str(e["SourceKey"])
-            for rows in results
-            for e in rows
-            if "SourceKey" in e
-        }
-        forward = self.get_many(pair, company, list(source_by_origin.values()))
-        found: dict[str, CrosswalkEntry] = {}
-        for origin, source_key in source_by_origin.items():
-            entry = forward.get(source_key)
-            if entry is not None and entry.origin == origin and not entry.deleted:
-                found[origin] = entry
-        return found
+        return self._via_index(self._org_pk(pair, company), pair, company, origins, "Origin")
 
     def by_target_many(
         self, pair: str, company: str, target_keys: Sequence[str]
     ) -> dict[str, CrosswalkEntry]:
         """Entries by their current target key (reverse rows, verified on the forward row)."""
-        unique = list(dict.fromkeys(k for k in target_keys if k))
+        return self._via_index(self._rev_pk(pair, company), pair, company, target_keys, "TargetKey")
+
+    def _via_index(
+        self, index_pk: str, pair: str, company: str, values: Sequence[str], prop: str
+    ) -> dict[str, CrosswalkEntry]:
+        """Look values up in an index partition, then trust only rows their forward row agrees with."""
+        unique = list(dict.fromkeys(v for v in values if v))
         if not unique:
             return {}
-        rev_pk = self._rev_pk(pair, company)
         chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
         with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(chunks)))) as pool:
-            results = list(pool.map(lambda chunk: self._query_raw(rev_pk, chunk), chunks))
-        source_by_target = {
-            str(e.get("TargetKey", "")): str(e["SourceKey"])
-            for rows in results
-            for e in rows
-            if "SourceKey" in e
+            results = list(pool.map(lambda chunk: self._query_raw(index_pk, chunk), chunks))
+        source_by_value = {
+            str(e.get(prop, "")): str(e["SourceKey"]) for rows in results for e in rows if "SourceKey" in e
         }
-        forward = self.get_many(pair, company, list(source_by_target.values()))
+        forward = self.get_many(pair, company, list(source_by_value.values()))
+        attribute = "origin" if prop == "Origin" else "target_key"
         found: dict[str, CrosswalkEntry] = {}
-        for target_key, source_key in source_by_target.items():
+        for value, source_key in source_by_value.items():
             entry = forward.get(source_key)
-            if entry is not None and entry.target_key == target_key and not entry.deleted:
-                found[target_key] = entry
+            if entry is not None and getattr(entry, attribute) == value and not entry.deleted:
+                found[value] = entry
         return found
 
     def _query_raw(self, pk: str, keys: Sequence[str]) -> list[Any]:
@@ -150,13 +134,7 @@ class CrosswalkStore:
         return list(self.table.query_entities(query, parameters=params))
 
     def _query_chunk(self, pk: str, keys: Sequence[str]) -> list[CrosswalkEntry]:
-        params: dict[str, Any] = {"pk": pk}
-        clauses = []
-        for index, key in enumerate(keys):
-            params[f"k{index}"] = encode_key(key)
-            clauses.append(f"RowKey eq @k{index}")
-        query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"  # SDK needs spaces round @names
-        return [_entry(e) for e in self.table.query_entities(query, parameters=params)]
+        return [_entry(e) for e in self._query_raw(pk, keys)]
 
     def get(self, pair: str, company: str, source_key: str) -> CrosswalkEntry | None:
         try:

@@ -204,22 +204,6 @@ class RunLock:
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.renew_interval):
-            with self._mutex:
-                lease = self._lease
-                if lease is None or self._lost_reason is not None:
-                    return
-                try:
-                    lease.renew()
-                    self._last_renewed = time.monotonic()
-                except HttpResponseError as exc:
-                    code = str(getattr(exc, "error_code", None) or "")
-                    if exc.status_code in (404, 409, 412) or code in _FATAL_CODES:
-                        self._lost_reason = f"renewal refused ({exc.status_code} {code or exc.reason})"
-                        log.error("run lock of %s lost: %s", self.template, self._lost_reason)
-                        return
-                    log.warning("renewing run lock of %s failed, will retry: %s", self.template, exc)
-                except Exception as exc:  # network errors: retry until the lease would have expired
-                    log.warning("renewing run lock of %s failed, will retry: %s", self.template, exc)
-            if self.lost:
-                log.error("run lock of %s lost: %s", self.template, self._lost_reason)
+            self._renew_once()
+            if self._lease is None or self.lost:
                 return
