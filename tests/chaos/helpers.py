@@ -70,9 +70,11 @@ class RunTally:
     throttled: int = 0
     seconds: float = 0.0
     statuses: list[str] = field(default_factory=list)
+    templates: set[str] = field(default_factory=set)
 
     def add(self, outcome: RunOutcome) -> None:
         self.runs += 1
+        self.templates.add(outcome.template)
         self.statuses.append(outcome.status)
         self.seconds += outcome.duration_s
         for metrics in outcome.requests.values():

@@ -48,6 +48,7 @@ from sandbox.azurite import Azurite
 from sandbox.datagen import generate
 from sandbox.product_env import product_env
 from shared.engine import RunOutcome, SyncEngine
+from shared.mapping import load_mapping
 from shared.settings import Settings
 from shared.state import StateStore
 from shared.templates import get_template
@@ -80,7 +81,7 @@ SEQUENCE = ("products", "accounts", "contacts-to-customers", "orders-to-fno", "o
 RUN_INTERVAL = timedelta(minutes=15)
 MAX_RUNS = 3
 #: Latency on the target service for `write-inflight` kills: longer than the child's 0.15 s delay.
-INFLIGHT_LATENCY_MS = 400
+INFLIGHT_LATENCY_MS = 300
 CHILD_TIMEOUT_S = 60.0
 
 #: (template, kill point). `POINT:N` is planted in the child (tests/crash/child.py);
@@ -90,6 +91,7 @@ CASES: list[tuple[str, str]] = [
     ("accounts", "write-before:1"),
     ("accounts", "write-inflight:2"),
     ("accounts", "write-after:2"),
+    ("accounts", "write-before:3"),
     ("accounts", "crosswalk-after:3"),
     ("accounts", "checkpoint-before:1"),
     ("accounts", "checkpoint-after:1"),
@@ -109,7 +111,7 @@ CASES: list[tuple[str, str]] = [
     ("products", "checkpoint-after:2"),
     ("orders-to-sales", "read:5"),
     ("orders-to-sales", "write-before:4"),
-    ("orders-to-sales", "write-inflight:7"),
+    ("orders-to-sales", "write-inflight:2"),
     ("orders-to-sales", "write-after:6"),
     ("orders-to-sales", "crosswalk-after:9"),
     ("orders-to-sales", "checkpoint-before:3"),
@@ -138,6 +140,7 @@ class World:
     state: StateStore
     settings_file: Path
     stages: dict[str, Stage]
+    catalogue: Any
     summary: list[str] = field(default_factory=list)
 
 
@@ -145,7 +148,9 @@ def _clock(offset: timedelta) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + offset
 
 
-def run_until_quiet(settings: Settings, state: StateStore, template: str) -> list[RunOutcome]:
+def run_until_quiet(
+    settings: Settings, state: StateStore, template: str, catalogue: Any = None
+) -> list[RunOutcome]:
     """Runs one timer interval apart until one leaves nothing waiting or writes nothing.
 
     A run that defers records (parent not synced yet) is followed by one a timer interval later,
@@ -153,7 +158,8 @@ def run_until_quiet(settings: Settings, state: StateStore, template: str) -> lis
     """
     outcomes: list[RunOutcome] = []
     for n in range(MAX_RUNS):
-        outcome = SyncEngine(settings, state, clock=_clock(RUN_INTERVAL * n)).run(template, trigger="timer")
+        engine = SyncEngine(settings, state, catalogue=catalogue, clock=_clock(RUN_INTERVAL * n))
+        outcome = engine.run(template, trigger="timer")
         outcomes.append(outcome)
         assert outcome.status in ("succeeded", "partial"), (template, outcome.status, outcome.message)
         waiting = outcome.counts.get("deferred", 0) + outcome.counts.get("failed", 0)
@@ -179,13 +185,14 @@ def world(sandbox_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         stages: dict[str, Stage] = {}
         for template in SEQUENCE:
             stage = Stage(sandbox.dataverse.snapshot(), sandbox.finops.snapshot(), copy_tables(state))
-            outcomes = run_until_quiet(settings, state, template)
+            outcomes = run_until_quiet(settings, state, template, engine.catalogue)
             assert outcomes[0].counts.get("written", 0) > 0, (template, outcomes[0].counts)
             stage.expected = store_state(sandbox)
             stage.expected_tables = copy_tables(state)
-            stage.tasks = task_targets(engine._mapping(get_template(template)))
+            mapping_file = Path(settings.mappings_dir) / get_template(template).mapping_file
+            stage.tasks = task_targets(load_mapping(mapping_file, engine.catalogue))
             stages[template] = stage
-        w = World(sandbox, env, settings, state, settings_file, stages)
+        w = World(sandbox, env, settings, state, settings_file, stages, engine.catalogue)
         yield w
         print("\n" + "\n".join(w.summary))
     sandbox.reset()
@@ -217,7 +224,7 @@ def _kill_from_log(child: subprocess.Popen[bytes], sandbox: Any, batches: int) -
 
 def _run_child(world: World, template: str, kill_at: str) -> int:
     """Start the child run, kill it at `kill_at`; returns its exit status (-9 when killed)."""
-    point = kill_at.split(":")[0]
+    point = kill_at.split(":", maxsplit=1)[0]
     if point == "write-inflight":
         service = "finops" if get_template(template).direction == "sales_to_fno" else "dataverse"
         world.sandbox.latency.configure(service, fixed_ms=INFLIGHT_LATENCY_MS)
@@ -271,7 +278,7 @@ def test_sigkill_then_normal_run_converges(world: World, template: str, kill_at:
 
     # 2. the dead run's lease (it would expire within 60 s) is broken; normal runs converge
     state.lock(template).break_lease()
-    outcomes = run_until_quiet(world.settings, state, template)
+    outcomes = run_until_quiet(world.settings, state, template, world.catalogue)
     actual = store_state(world.sandbox)
     problems = diff_states(actual, stage.expected)
     assert not problems, "\n".join(problems)
@@ -286,3 +293,40 @@ def test_sigkill_then_normal_run_converges(world: World, template: str, kill_at:
         f"({','.join(o.status for o in outcomes)}) rewritten={written} lost=0 duplicates=0 "
         f"time={time.monotonic() - t0:.1f}s"
     )
+
+
+def test_the_checks_can_fail(world: World) -> None:
+    """The two judges of this suite flag what they must: a checkpoint ahead, a lost or extra row.
+
+    Without this, a comparison that silently saw nothing (an empty reference, a wrong key) would
+    let every crash case pass.
+    """
+    template = "accounts"
+    stage = world.stages[template]
+    _rollback(world, stage, template)
+    state, companies = world.state, [c.id for c in world.settings.companies]
+    # a checkpoint saved before anything was written is "ahead"
+    first = stage.tasks[0]
+    cp = state.checkpoints.load(template, first.task, companies[0])
+    cp.cursor = "ahead-of-the-writes"
+    state.checkpoints.save(cp)
+    lag = checkpoint_lag(state, template, stage.tasks, companies, stage.expected_tables)
+    assert len(lag) == 1 and "neither written nor in the retry store" in lag[0], lag
+    # the reference has rows this state has not: all of them are reported lost
+    problems = diff_states(store_state(world.sandbox), stage.expected)
+    assert any("lost" in p for p in problems), problems
+    # an extra row under another key is reported as unexpected, a changed field by name
+    state.lock(template).break_lease()
+    restore_tables(state, stage.tables)
+    run_until_quiet(world.settings, state, template, world.catalogue)
+    assert diff_states(store_state(world.sandbox), stage.expected) == []
+    customer = world.sandbox.finops.rows("CustomersV2", company="usmf")[0]
+    world.sandbox.finops.insert("CustomersV2", {**customer, "CustomerAccount": "CRASH-DUP"})
+    world.sandbox.finops.update(
+        "CustomersV2", {"dataAreaId": "usmf", "CustomerAccount": customer["CustomerAccount"]},
+        {"OrganizationName": "changed"},
+    )
+    problems = diff_states(store_state(world.sandbox), stage.expected)
+    assert any("unexpected" in p and "crash-dup" in p.lower() for p in problems), problems
+    changed = ".OrganizationName: 'changed' != " + repr(customer["OrganizationName"])
+    assert any(p.endswith(changed) for p in problems), problems
