@@ -1,0 +1,81 @@
+"""Markdown tables of a benchmark result file, for docs/performance.md.
+
+``python -m bench.report bench/results/latest.json [more.json ...]``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RUN_COLUMNS = [
+    ("run", "run"),
+    ("wall_s", "wall s"),
+    ("records", "records"),
+    ("written", "written"),
+    ("records_per_s", "records/s"),
+    ("reads", "read pages"),
+    ("bulk", "bulk"),
+    ("batch", "batches"),
+    ("single", "single"),
+    ("throttled", "429s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("cpu_s_per_1k", "CPU s / 1k rec"),
+]
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    for wl in results["workloads"]:
+        out.append(f"### {wl['template']}, {wl['size']} records ({results['started_at'][:16]} UTC)")
+        out.append("")
+        out.append(_row([title for _, title in RUN_COLUMNS]))
+        out.append(_row(["---"] * len(RUN_COLUMNS)))
+        for run in wl["runs"]:
+            out.append(_row([run[key] for key, _ in RUN_COLUMNS]))
+        out.append("")
+        throttle = wl["throttle"]
+        out.append(
+            f"Rate-bound run: {throttle['records']} records, limit "
+            f"{throttle['limit']['requests']} requests / {throttle['limit']['window_s']:g} s "
+            f"on {throttle['service']} (this machine drives "
+            f"{throttle['unthrottled_rate_per_s']} requests/s unthrottled); {throttle['admitted']} admitted, "
+            f"{throttle['throttled']} throttled, {throttle['achieved_rate_per_s']} requests/s achieved of "
+            f"{throttle['allowed_rate_per_s']:g} allowed. RSS companion: {wl['rss_small']['size']} records, "
+            f"peak {wl['rss_small']['peak_rss_mb']:.1f} MB."
+        )
+        out.append("")
+        out.append(_row(["target", "measured", "limit", "met", "note"]))
+        out.append(_row(["---"] * 5))
+        for t in wl["targets"]:
+            out.append(
+                _row(
+                    [
+                        t["target"],
+                        t["measured"],
+                        t["limit"],
+                        "yes" if t["met"] else "**no**",
+                        t.get("note", ""),
+                    ]
+                )
+            )
+        out.append("")
+    for name in results.get("not_measured", []):
+        out.append(f"- `{name}`: not measured (`mappings/{name}.yaml` does not exist yet).")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    for path in argv or ["bench/results/latest.json"]:
+        print(render(json.loads(Path(path).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
