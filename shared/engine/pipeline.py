@@ -454,7 +454,7 @@ class TaskPipeline:
                     key,
                     row,
                     "ReferenceMissing",
-                    f"{missing.field}: {missing}" if missing.field else str(missing),
+                    _missing_text(missing),
                     field_name=missing.field,
                 )
             return None
@@ -555,6 +555,12 @@ class TaskPipeline:
         self._open_errors.discard(key)
         scope.counts.add(resolved=1)
         scope.report("resolved", key, message=why)
+
+
+def _missing_text(missing: ReferenceMissing) -> str:
+    """`SalesUnitSymbol: no uom with name = 'Dozen' [rule: look-up …]`: the field, the value, the fix."""
+    text = f"{missing.field}: {missing}" if missing.field else str(missing)
+    return f"{text} [rule: {missing.rule}]" if missing.rule else text
 
 
 def _parse_missing(reference: str) -> tuple[str, str, str] | None:

@@ -31,7 +31,14 @@ from shared.engine.sources import (
 )
 from shared.engine.targets import DataverseTarget, FinOpsTarget
 from shared.engine.wiring import ServiceClients, build_service_clients
-from shared.mapping import Catalogue, CompiledMapping, TaskMapping, load_catalogue, load_mapping
+from shared.mapping import (
+    Catalogue,
+    CompiledMapping,
+    MappingSpecError,
+    TaskMapping,
+    load_catalogue,
+    load_mapping,
+)
 from shared.odata.errors import BudgetExhausted, SyncError
 from shared.settings import Settings
 from shared.state import LeaseLost, RunRecord, StateStore
@@ -184,6 +191,11 @@ class SyncEngine:
         lock: Any,
     ) -> RunOutcome:
         companies = self._companies(template)
+        try:
+            if self._mapping(template).spec.companies == "default":
+                companies = [self.settings.default_company]
+        except (MappingSpecError, OSError):  # a mapping that does not load fails the run below
+            log.debug("mapping of %s did not load while choosing companies", template.name)
         record = RunRecord(
             template=template.name,
             run_id=run_id,

@@ -28,6 +28,8 @@ class ReferenceMissing(Exception):
         self.value = value
         #: the target field whose rule asked (set by the rule), so the error names it
         self.field = field
+        #: the rule in words (look-up, value map…), so the error says what to fix
+        self.rule: str | None = None
 
     def __str__(self) -> str:
         return f"no {self.entity} with {self.by} = {excerpt(self.value)}"

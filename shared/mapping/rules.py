@@ -116,6 +116,8 @@ class CompiledRule:
         except ReferenceMissing as missing:
             if missing.field is None:
                 missing.field = self.rule.target
+            if missing.rule is None:
+                missing.rule = describe(self.rule)
             raise
         except TransformError as exc:
             raise self._failure(str(exc)) from None

@@ -273,6 +273,13 @@ class MappingSpec(_Strict):
     version: Literal[1]
     template: str
     description: str | None = None
+    companies: Literal["all", "default"] = Field(
+        default="all",
+        description=(
+            "F&O → Sales: which companies a run reads. `all` (each company of P2C_COMPANIES, e.g. orders), "
+            "or `default` (only P2C_DEFAULT_COMPANY: masters Sales keeps once, such as products)."
+        ),
+    )
     value_maps: dict[str, ValueMap] = Field(
         default_factory=dict, description="Named value maps shared by the rules of this file."
     )

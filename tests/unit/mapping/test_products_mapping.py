@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from shared.engine.filters import compile_filter
 from shared.ids import deterministic_id
 from shared.mapping import (
     Catalogue,
@@ -189,11 +188,10 @@ def test_currency_without_price_list_fails_the_record(real_catalogue: Catalogue)
     assert failure.field == "pricelevelid" and "price_lists" in failure.reason
 
 
-def test_only_the_product_company_is_selected(real_catalogue: Catalogue) -> None:
-    """One Sales product per number: the product company (usmf) masters it, other companies' rows
-    with the same number are not selected (README.md, "Companies")."""
+def test_only_the_product_company_is_read(real_catalogue: Catalogue) -> None:
+    """One Sales product per number: the product company (P2C_DEFAULT_COMPANY) masters it; runs read
+    no other company (README.md, "Companies")."""
     mapping = load(real_catalogue)
+    assert mapping.spec.companies == "default"
     for task in mapping.tasks:
-        selects = compile_filter(task.source.filter)
-        assert selects(fo_row(dataAreaId="usmf"))
-        assert not selects(fo_row(dataAreaId="demf", CurrencyCode="EUR"))
+        assert all(c.field != "dataAreaId" for c in task.source.filter)
