@@ -73,6 +73,8 @@ class TaskPipeline:
         self._seen_keys: dict[str, str] = {}
         # keys two source records share in this run: their error stays open even though one was written
         self._duplicates: set[str] = set()
+        # keys already handled by this run's read: a due retry of one of them would only repeat it
+        self._handled: set[str] = set()
         self._open_errors: set[str] = scope.open_error_keys(spec.task, spec.company)
         self._resolver = scope.resolver.for_company(spec.company)
 
@@ -120,6 +122,8 @@ class TaskPipeline:
                 if spec.mapping.deselect_policy != "ignore":
                     deselected.append(key)
                 continue
+            if not retrying:
+                self._handled.add(self._key_hint(row))
             record = self._map(row)
             if record is None:
                 continue
@@ -382,7 +386,7 @@ class TaskPipeline:
         due = [
             rec
             for rec in scope.state.errors.due(spec.template, scope.now(), limit=scope.retry_limit)
-            if rec.task == spec.task and rec.company == spec.company
+            if rec.task == spec.task and rec.company == spec.company and rec.source_key not in self._handled
         ]
         if not due:
             return
