@@ -122,8 +122,10 @@ class TaskPipeline:
                 if spec.mapping.deselect_policy != "ignore":
                     deselected.append(key)
                 continue
-            if not retrying:
-                self._handled.add(self._key_hint(row))
+            if not retrying and self._open_errors:
+                hint = self._key_hint(row)
+                if hint in self._open_errors:  # only keys the retry store could hand back
+                    self._handled.add(hint)
             record = self._map(row)
             if record is None:
                 continue
