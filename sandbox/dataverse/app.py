@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox import odatapath
 from sandbox.dataverse.schema import LOOKUP_TYPES, TableInfo
 from sandbox.dataverse.store import DataverseStore, DuplicateKey, StoreTable, now_iso
 from sandbox.dataverse.validation import (
@@ -147,32 +148,11 @@ _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 
 
 def split_resource(path: str) -> tuple[str, str | None, str]:
-    """`accounts(accountnumber='A''1')/name` → ('accounts', "accountnumber='A''1'", 'name')."""
-    m = re.match(r"^([^/(]*)", path)
-    name = m.group(1) if m else ""
-    pos = len(name)
-    key: str | None = None
-    if pos < len(path) and path[pos] == "(":
-        depth_end = None
-        in_quote = False
-        i = pos + 1
-        while i < len(path):
-            ch = path[i]
-            if ch == "'":
-                if in_quote and i + 1 < len(path) and path[i + 1] == "'":
-                    i += 2
-                    continue
-                in_quote = not in_quote
-            elif ch == ")" and not in_quote:
-                depth_end = i
-                break
-            i += 1
-        if depth_end is None:
-            raise DataverseError(400, INVALID_PROPERTY, f"Bad Request - Error in query syntax: '{path}'.")
-        key = path[pos + 1 : depth_end]
-        pos = depth_end + 1
-    rest = path[pos:].lstrip("/")
-    return name, key, rest
+    """`set(key)/rest` → (set, key text, rest), with this service's error for a broken key."""
+    try:
+        return odatapath.split_resource(path)
+    except odatapath.PathSyntaxError as exc:
+        raise DataverseError(400, INVALID_PROPERTY, str(exc)) from None
 
 
 def _key_literal(text: str) -> Any:

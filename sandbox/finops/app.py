@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox import odatapath
 from sandbox.dataverse.app import Reply, dumps, parse_prefer
 from sandbox.finops.store import (
     COMPANY_KEY,
@@ -101,31 +102,11 @@ class Req:
 
 
 def split_resource(path: str) -> tuple[str, str | None, str]:
-    """`CustomersV2(dataAreaId='usmf',CustomerAccount='A''1')/X` → (set, key text, 'X')."""
-    m = re.match(r"^([^/(]*)", path)
-    name = m.group(1) if m else ""
-    pos = len(name)
-    key: str | None = None
-    if pos < len(path) and path[pos] == "(":
-        end = None
-        in_quote = False
-        i = pos + 1
-        while i < len(path):
-            ch = path[i]
-            if ch == "'":
-                if in_quote and i + 1 < len(path) and path[i + 1] == "'":
-                    i += 2
-                    continue
-                in_quote = not in_quote
-            elif ch == ")" and not in_quote:
-                end = i
-                break
-            i += 1
-        if end is None:
-            raise odata_error(f"Bad Request - Error in query syntax: '{path}'.")
-        key = path[pos + 1 : end]
-        pos = end + 1
-    return name, key, path[pos:].lstrip("/")
+    """`set(key)/rest` → (set, key text, rest), with this service's error for a broken key."""
+    try:
+        return odatapath.split_resource(path)
+    except odatapath.PathSyntaxError as exc:
+        raise odata_error(str(exc)) from None
 
 
 _KEY_TOKEN_RE = re.compile(
