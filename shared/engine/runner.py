@@ -191,11 +191,6 @@ class SyncEngine:
         lock: Any,
     ) -> RunOutcome:
         companies = self._companies(template)
-        try:
-            if self._mapping(template).spec.companies == "default":
-                companies = [self.settings.default_company]
-        except (MappingSpecError, OSError):  # a mapping that does not load fails the run below
-            log.debug("mapping of %s did not load while choosing companies", template.name)
         record = RunRecord(
             template=template.name,
             run_id=run_id,
@@ -321,8 +316,14 @@ class SyncEngine:
         return outcome
 
     def _companies(self, template: TemplateDef) -> list[str]:
-        """Companies a run serves. Sales→F&O serves several only when business units route records."""
-        if template.direction == "sales_to_fno" and not any(c.business_unit for c in self.settings.companies):
+        """Companies a run serves: the default one for `companies: default` templates and for
+        Sales→F&O without business-unit routing, else every company of P2C_COMPANIES."""
+        try:
+            only_default = self._mapping(template).spec.companies == "default"
+        except (MappingSpecError, OSError):  # a mapping that does not load fails the run, with its reason
+            only_default = False
+        routed = any(c.business_unit for c in self.settings.companies)
+        if only_default or (template.direction == "sales_to_fno" and not routed):
             return [self.settings.default_company]
         return [c.id for c in self.settings.companies]
 

@@ -36,9 +36,9 @@ class ReferenceMissing(Exception):
 
 
 SYNCED_PREFIX = "synced:"
-#: What a `synced:` look-up can match on and return besides the parent's target key fields.
+#: What a `synced:` look-up can match on (it returns target_key, target_id, source_key, origin or a
+#: key field of the parent's target).
 SYNCED_BY = ("source_key", "origin", "target_key")
-SYNCED_RETURNS = ("target_key", "target_id", "source_key", "origin")
 
 
 def synced_entity(entity: str) -> tuple[str, str | None] | None:
