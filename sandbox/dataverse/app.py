@@ -20,16 +20,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from sandbox import odatapath
 from sandbox.dataverse.schema import LOOKUP_TYPES, TableInfo
@@ -51,6 +46,7 @@ from sandbox.multipart import (
     parse_batch,
     relative_path,
 )
+from sandbox.odataasgi import odata_app
 from sandbox.odataquery import (
     CompiledFilter,
     ODataQueryError,
@@ -1311,30 +1307,4 @@ def build_dataverse_app(
     `catalogue` is accepted for symmetry with the other stand-ins; the store already holds it.
     """
     del catalogue
-    service = DataverseService(store, base_path, max_page_size)
-    prefix = service.base_path
-
-    async def endpoint(request: Request) -> Response:
-        body = await request.body()
-        path = request.scope["path"]
-        rel = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path.lstrip("/")
-        headers = {k: v for k, v in request.headers.items()}
-        prefer = request.headers.getlist("prefer")
-        if len(prefer) > 1:
-            headers["prefer"] = ",".join(prefer)
-        root = str(request.base_url).rstrip("/") + prefix
-        query = dict(request.query_params)
-        reply = await run_in_threadpool(
-            partial(service.handle, request.method, rel, query=query, headers=headers, body=body, root=root)
-        )
-        return Response(reply.body, status_code=reply.status, headers=reply.headers)
-
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    app = Starlette(
-        routes=[
-            Route(prefix, endpoint, methods=methods),
-            Route(prefix + "/{rest:path}", endpoint, methods=methods),
-        ]
-    )
-    app.state.dataverse = service
-    return app
+    return odata_app(DataverseService(store, base_path, max_page_size), "dataverse")

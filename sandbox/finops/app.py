@@ -23,16 +23,11 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from sandbox import odatapath
 from sandbox.dataverse.app import Reply, dumps, parse_prefer
@@ -64,6 +59,7 @@ from sandbox.multipart import (
     relative_path,
     resolve_content_ids,
 )
+from sandbox.odataasgi import odata_app
 from sandbox.odataquery import ODataQueryError, OrderKey, compile_filter, parse_orderby, parse_select
 
 __all__ = ["FinOpsService", "Reply", "build_finops_app"]
@@ -677,29 +673,4 @@ def build_finops_app(
 ) -> Starlette:
     """The F&O OData stand-in as an ASGI app (served behind the sandbox guard)."""
     service = FinOpsService(store, base_path, page_size=page_size, default_company=default_company)
-    prefix = service.base_path
-
-    async def endpoint(request: Request) -> Response:
-        body = await request.body()
-        path = request.scope["path"]
-        rel = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path.lstrip("/")
-        headers = dict(request.headers.items())
-        prefer = request.headers.getlist("prefer")
-        if len(prefer) > 1:
-            headers["prefer"] = ",".join(prefer)
-        root = str(request.base_url).rstrip("/") + prefix
-        query = dict(request.query_params)
-        reply = await run_in_threadpool(
-            partial(service.handle, request.method, rel, query, headers, body, root)
-        )
-        return Response(reply.body, status_code=reply.status, headers=reply.headers)
-
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    app = Starlette(
-        routes=[
-            Route(prefix, endpoint, methods=methods),
-            Route(prefix + "/{rest:path}", endpoint, methods=methods),
-        ]
-    )
-    app.state.finops = service
-    return app
+    return odata_app(service, "finops")
