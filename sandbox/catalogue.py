@@ -58,6 +58,28 @@ class Catalogue:
         return finops_entity_set(self.finops, name)
 
 
+#: The top-level key each service's catalogue file is recognised by.
+_MARKERS = {"dataverse": "tables", "finops": "entity_sets"}
+
+
+def catalogue_section(catalogue: Any, service: str) -> Mapping[str, Any]:
+    """One service's raw catalogue from the parsed JSON dict or from a loader object holding it
+    (`Catalogue`, or anything with a `.<service>`/`.data`/`.raw` dict or a `to_dict()`)."""
+    marker = _MARKERS[service]
+    if isinstance(catalogue, Mapping):
+        return catalogue
+    for attr in (service, "data", "raw"):
+        value = getattr(catalogue, attr, None)
+        if isinstance(value, Mapping) and marker in value:
+            return value
+    to_dict = getattr(catalogue, "to_dict", None)
+    if callable(to_dict):
+        value = to_dict()
+        if isinstance(value, Mapping):
+            return value
+    raise TypeError(f"the {service} catalogue must be the {service}.json dict (with '{marker}')")
+
+
 def _read(path: Path, service: str) -> dict[str, Any]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("service") != service:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.catalogue import catalogue_section
+
 LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
 CRM_NS = "Microsoft.Dynamics.CRM."
 
@@ -47,19 +49,8 @@ def read_name(column: str, spec: Mapping[str, Any]) -> str:
 
 
 def catalogue_dict(catalogue: Any) -> Mapping[str, Any]:
-    """Accept the catalogue as the parsed JSON dict or as a loader object wrapping it."""
-    if isinstance(catalogue, Mapping):
-        return catalogue
-    for attr in ("data", "raw", "dataverse"):
-        value = getattr(catalogue, attr, None)
-        if isinstance(value, Mapping) and "tables" in value:
-            return value
-    to_dict = getattr(catalogue, "to_dict", None)
-    if callable(to_dict):
-        value = to_dict()
-        if isinstance(value, Mapping):
-            return value
-    raise TypeError("the Dataverse catalogue must be the dataverse.json dict (with 'tables')")
+    """The dataverse part of the catalogue, however it is handed over (see `catalogue_section`)."""
+    return catalogue_section(catalogue, "dataverse")
 
 
 def build_tables(catalogue: Any) -> dict[str, TableInfo]:

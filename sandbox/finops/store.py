@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.catalogue import catalogue_section
+
 __all__ = [
     "COMPANY_KEY",
     "DuplicateKey",
@@ -135,19 +137,8 @@ class EntityInfo:
 
 
 def catalogue_dict(catalogue: Any) -> Mapping[str, Any]:
-    """Accept the parsed finops.json dict, or a loader object wrapping it."""
-    if isinstance(catalogue, Mapping):
-        return catalogue
-    for attr in ("finops", "data", "raw"):
-        value = getattr(catalogue, attr, None)
-        if isinstance(value, Mapping) and "entity_sets" in value:
-            return value
-    to_dict = getattr(catalogue, "to_dict", None)
-    if callable(to_dict):
-        value = to_dict()
-        if isinstance(value, Mapping):
-            return value
-    raise TypeError("the F&O catalogue must be the finops.json dict (with 'entity_sets')")
+    """The finops part of the catalogue, however it is handed over (see `catalogue_section`)."""
+    return catalogue_section(catalogue, "finops")
 
 
 _NULL_DATE = "1900-01-01T00:00:00Z"  # X++ dateNull(), what F&O returns for an empty date
