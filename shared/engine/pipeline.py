@@ -417,14 +417,8 @@ class TaskPipeline:
         """
         scope, spec = self.scope, self.spec
         waiting: dict[tuple[str, str], dict[str, str]] = {}
-        for rec in scope.state.errors.list(spec.template, limit=scope.retry_limit):
-            if (
-                rec.kind != "deferred"
-                or rec.status not in ("retrying", "parked")
-                or rec.task != spec.task
-                or rec.company != spec.company
-                or not rec.missing_reference
-            ):
+        for rec in scope.open_error_records(spec.task, spec.company):
+            if rec.kind != "deferred" or not rec.missing_reference:
                 continue
             parsed = _parse_missing(rec.missing_reference)
             if parsed is not None:

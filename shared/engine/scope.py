@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from shared.engine.counts import RunCounts
 from shared.engine.ports import PlannedWrite
 from shared.engine.references import RunResolver
-from shared.state import StateStore
+from shared.state import ErrorRecord, StateStore
 
 _TOKENISH = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 
@@ -51,19 +51,32 @@ class RunScope:
     counts: RunCounts = field(default_factory=RunCounts)
     dry_run_plans: list[tuple[str, str, PlannedWrite]] = field(default_factory=list)
     _open_errors: dict[tuple[str, str], set[str]] | None = None
+    _open_records: dict[tuple[str, str], list[ErrorRecord]] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock()
 
     def open_error_keys(self, task: str, company: str) -> set[str]:
         """Keys with an unresolved retry-store entry, so a later success can resolve them cheaply."""
-        if self._open_errors is None:
-            grouped: dict[tuple[str, str], set[str]] = {}
-            for status in ("retrying", "parked"):
-                for rec in self.state.errors.list(self.template, status=status, limit=100_000):
-                    grouped.setdefault((rec.task, rec.company), set()).add(rec.source_key)
-            self._open_errors = grouped
+        self._load_open_errors()
+        assert self._open_errors is not None
         return self._open_errors.setdefault((task, company), set())
+
+    def open_error_records(self, task: str, company: str) -> list[ErrorRecord]:
+        """The retry store's open records of one task and company, as they were when the run began."""
+        self._load_open_errors()
+        return self._open_records.get((task, company), [])
+
+    def _load_open_errors(self) -> None:
+        """One read of the open (retrying or parked) records per run, shared by every task."""
+        if self._open_errors is not None:
+            return
+        grouped: dict[tuple[str, str], set[str]] = {}
+        for status in ("retrying", "parked"):
+            for rec in self.state.errors.list(self.template, status=status, limit=100_000):
+                grouped.setdefault((rec.task, rec.company), set()).add(rec.source_key)
+                self._open_records.setdefault((rec.task, rec.company), []).append(rec)
+        self._open_errors = grouped
 
     def scrub(self, text: str) -> str:
         """Remove anything secret from text that may be stored or logged."""
