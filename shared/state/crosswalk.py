@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
 
 from shared.state._props import get_text, put_text, read_dt, utc
 from shared.state.keys import compose_key, encode_key
+from shared.state.transactions import upsert_transaction
 
 #: Table transactions take at most 100 operations, all in one partition.
 TRANSACTION_LIMIT = 100
@@ -216,7 +217,7 @@ class CrosswalkStore:
                 last.append(entity)
 
         def submit(chunk: list[dict[str, Any]]) -> None:
-            self.table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk])
+            upsert_transaction(self.table, chunk)
 
         if len(chunks) <= 1:
             for chunk in chunks:
