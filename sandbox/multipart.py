@@ -171,18 +171,26 @@ def _parse_headers(lines: Iterable[str]) -> Headers:
     return Headers(items)
 
 
+#: A line that starts with ``--``: a delimiter candidate. One pattern for every boundary: each change
+#: set has a boundary of its own, and compiling a pattern per boundary cost more than the rest of a batch.
+_DELIMITER_LINE = re.compile(rb"(?:^|\r?\n)--([^\r\n]*)(?=\r?\n|$)")
+
+
 def _split_parts(body: bytes, boundary: str) -> list[bytes]:
     """Parts between ``--boundary`` delimiters, up to ``--boundary--`` (preamble/epilogue dropped)."""
-    delim = b"--" + boundary.encode("utf-8")
-    # Delimiters sit at the start of a line.
-    pattern = re.compile(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(--)?[ \t]*(?=\r?\n|$)")
+    delim = boundary.encode("utf-8")
+    closing = delim + b"--"
     parts: list[bytes] = []
     last_end: int | None = None
     closed = False
-    for m in pattern.finditer(body):
+    # Delimiters sit at the start of a line (trailing blanks allowed); other lines are content.
+    for m in _DELIMITER_LINE.finditer(body):
+        token = m.group(1).rstrip(b" \t")
+        if token not in (delim, closing):
+            continue
         if last_end is not None:
             parts.append(body[last_end : m.start()])
-        if m.group(1):
+        if token == closing:
             closed = True
             break
         last_end = m.end()

@@ -77,6 +77,8 @@ class TaskPipeline:
         self._handled: set[str] = set()
         self._open_errors: set[str] = scope.open_error_keys(spec.task, spec.company)
         self._resolver = scope.resolver.for_company(spec.company)
+        # True while this run may skip crosswalk look-ups: see `_crosswalk_empty`
+        self._empty_at_start: bool | None = False
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class TaskPipeline:
         checkpoint = scope.state.checkpoints.load(spec.template, spec.task, spec.company)
         cursor = None if scope.mode == "full" else checkpoint.cursor
         result = TaskResult(spec.task, spec.company, checkpoint.cursor, None)
+        self._empty_at_start = None if cursor is None else False
         completed_cursor: str | None = None
         for page in spec.source.read(cursor, spec.company):
             scope.guard()
@@ -145,7 +148,7 @@ class TaskPipeline:
             if source_id is not None:
                 self._seen_keys[record.source_key] = source_id
             mapped[record.source_key] = record
-        if deselected:
+        if deselected and not self._crosswalk_empty():
             found = scope.state.crosswalk.get_many(spec.pair, spec.company, deselected)
             live = [e for e in found.values() if not e.deleted]
             self._retire(
@@ -153,7 +156,9 @@ class TaskPipeline:
             )
         if not mapped:
             return
-        existing = scope.state.crosswalk.get_many(spec.pair, spec.company, list(mapped))
+        existing = {} if self._crosswalk_empty() else scope.state.crosswalk.get_many(
+            spec.pair, spec.company, list(mapped)
+        )
         plans: list[PlannedWrite] = []
         for key, record in mapped.items():
             entry = existing.get(key)
@@ -290,6 +295,19 @@ class TaskPipeline:
                 )
         if entries:
             scope.state.crosswalk.put_many(spec.pair, spec.company, entries)
+
+    def _crosswalk_empty(self) -> bool:
+        """Whether this task's crosswalk partition held no row when the run began (one probe).
+
+        An initial load then skips the per-page look-ups (one Table query per 14 keys) that could
+        only find nothing. Rows written by this run are not looked up either: a key that the same
+        read returns twice is written twice, which both targets take as an update (Dataverse
+        upserts; F&O turns "already exists" into an update), never as a duplicate. Runs that
+        start from a checkpoint do not probe.
+        """
+        if self._empty_at_start is None:
+            self._empty_at_start = self.scope.state.crosswalk.is_empty(self.spec.pair, self.spec.company)
+        return self._empty_at_start
 
     # -- deletes --------------------------------------------------------------------------------
 

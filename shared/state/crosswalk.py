@@ -166,6 +166,14 @@ class CrosswalkStore:
         for entity in entities:
             yield _entry(entity)
 
+    def is_empty(self, pair: str, company: str) -> bool:
+        """True when no forward row exists for the pair and company (one query, one row at most)."""
+        pk = self._pk(pair, company)
+        query = "PartitionKey eq @pk"
+        rows = self.table.query_entities(query, parameters={"pk": pk}, select=["RowKey"], results_per_page=1)
+        pages = rows.by_page()
+        return not any(True for _ in next(pages, []))
+
     def count(self, pair: str, company: str) -> int:
         entities = self.table.query_entities(
             "PartitionKey eq @pk",

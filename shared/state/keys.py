@@ -19,6 +19,7 @@ tuples can never encode to the same key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -38,7 +39,9 @@ class KeyDecodeError(ValueError):
 
 def _units(text: str) -> int:
     """Length in UTF-16 code units, the unit the service's key limit is expressed in."""
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _needs_escape(ch: str, extra: frozenset[str]) -> bool:
@@ -52,7 +55,16 @@ def _needs_escape(ch: str, extra: frozenset[str]) -> bool:
     )
 
 
+@functools.cache
+def _unsafe(extra: frozenset[str]) -> re.Pattern[str]:
+    """Any character `_needs_escape` accepts, as one character class (keys are encoded per record)."""
+    listed = "".join(re.escape(ch) for ch in sorted(_ALWAYS_ESCAPED | extra))
+    return re.compile(f"[{listed}\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _escape(text: str, extra: frozenset[str] = frozenset()) -> str:
+    if _unsafe(extra).search(text) is None:
+        return text  # the usual case: nothing to escape
     out: list[str] = []
     for ch in text:
         if _needs_escape(ch, extra):

@@ -8,10 +8,12 @@ else, and a full snapshot of unchanged data must write nothing (hash skip).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from sandbox.datagen import generate
+from shared.state.crosswalk import KEYS_PER_QUERY
 from tests.fixtures.product import Product
 
 pytestmark = pytest.mark.integration
@@ -55,3 +57,36 @@ def test_initial_idle_and_full_snapshot_request_counts(product: Product) -> None
     assert full.counts["read"] == SIZE and full.counts.get("unchanged") == SIZE
     assert full.counts.get("written", 0) == 0
     assert writes(product) == 0
+
+
+class QueryCounter:
+    """The crosswalk's TableClient, counting the queries it sends (every call still reaches Azurite)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self.queries = 0
+
+    def query_entities(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries += 1
+        return self._table.query_entities(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def test_initial_load_probes_the_empty_crosswalk_once_instead_of_per_page(product: Product) -> None:
+    product.sandbox.load(generate(size=SIZE, seed=29, templates=["accounts"]))
+    accounts = product.with_settings(P2C_DATAVERSE_PAGE_SIZE="50")
+    counter = QueryCounter(product.state.crosswalk.table)
+    product.state.crosswalk.table = counter  # type: ignore[assignment]
+
+    first = accounts.run()
+    assert first.status == "succeeded", first.message
+    assert first.counts["written"] == SIZE
+    assert counter.queries == 1  # the probe; no per-page look-ups of keys that cannot exist yet
+
+    counter.queries = 0
+    full = accounts.run(mode="full")
+    assert full.counts.get("unchanged") == SIZE
+    # a full re-read probes (no cursor) and, finding rows, looks every page's keys up in batches
+    assert counter.queries == 1 + math.ceil(SIZE / 50) * math.ceil(50 / KEYS_PER_QUERY)

@@ -89,3 +89,11 @@ def test_entries_without_target_key_have_no_reverse_row(state: StateStore) -> No
     state.crosswalk.put_many("p", "usmf", [entry("S", 1, target="")])
     assert state.crosswalk.by_target("p", "usmf", "") is None
     assert state.crosswalk.get("p", "usmf", "S") is not None
+
+
+def test_is_empty_sees_one_row_of_its_own_partition_only(state: StateStore) -> None:
+    assert state.crosswalk.is_empty("a>b", "usmf")
+    state.crosswalk.put_many("a>b", "demf", [entry("K1", 1)])
+    assert state.crosswalk.is_empty("a>b", "usmf")
+    state.crosswalk.put_many("a>b", "usmf", [entry(f"K{i}", i) for i in range(3)])
+    assert not state.crosswalk.is_empty("a>b", "usmf")
