@@ -1,15 +1,25 @@
 """Crosswalk: which target record each source record was written to, and with what content hash.
 
-Forward rows: partition = ``pair|company``, row = source key. They answer "does this record
-exist in the target, and did its mapped payload change?" for a whole page at once, so reads are
-batched point look-ups inside one partition — never a table scan. Reverse rows (partition
-``rev|pair|company``, row = target key) answer "which source record owns this target key?" for
-two-way templates; they are written by the same call and verified against the forward row on
-read, so a reverse row left behind by a re-keyed record is never trusted.
+Forward rows: partition = ``pair|company|bucket``, row = source key. They answer "does this
+record exist in the target, and did its mapped payload change?" for a whole page at once, so reads
+are batched look-ups inside one partition — never a table scan. Reverse rows (partition
+``rev|pair|company|bucket``, row = target key) answer "which source record owns this target key?"
+and origin rows (``org|…``, row = the source record's own id) "which record has this id?"; they
+are written by the same call and verified against the forward row on read, so an index row left
+behind by a re-keyed record is never trusted.
+
+Why buckets: the rows of one pair and company are spread over ``BUCKETS`` partitions by a hash of
+the row key. A Table Storage partition is served by one server and has its own throughput target
+(about 2,000 entities/s), and a look-up of 14 keys joined by ``or`` is a scan of its partition, so
+one partition per pair would cap an initial load and make every look-up cost grow with the table.
+Azurite shows the same shape more sharply: an upsert scans its partition, which made crosswalk
+writes quadratic in the partition size.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +42,18 @@ PAYLOAD_PARTS = 3
 PAYLOAD_MAX_CHARS = PAYLOAD_PARTS * 16384
 #: Parallel look-up queries per get_many call.
 QUERY_WORKERS = 8
+#: Partitions per pair, company and row kind. Part of the stored layout: changing it hides every
+#: row written before (they would be found in no bucket), so it is a constant, not a setting.
+BUCKETS = 16
+
+
+def bucket_of(row_key: str) -> str:
+    """The bucket of an (encoded) row key: two hex digits, stable across processes and versions."""
+    return f"{zlib.crc32(row_key.encode('utf-8')) % BUCKETS:02x}"
+
+
+def _chunks(keys: Sequence[str], size: int) -> list[list[str]]:
+    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
 @dataclass
@@ -56,16 +78,20 @@ class CrosswalkStore:
         self.table = table
 
     @staticmethod
-    def _pk(pair: str, company: str) -> str:
-        return compose_key(pair, company)
+    def _pk(pair: str, company: str, row_key: str) -> str:
+        return compose_key(pair, company, bucket_of(row_key))
 
     @staticmethod
-    def _rev_pk(pair: str, company: str) -> str:
-        return compose_key("rev", pair, company)
+    def _rev_pk(pair: str, company: str, row_key: str) -> str:
+        return compose_key("rev", pair, company, bucket_of(row_key))
 
     @staticmethod
-    def _org_pk(pair: str, company: str) -> str:
-        return compose_key("org", pair, company)
+    def _org_pk(pair: str, company: str, row_key: str) -> str:
+        return compose_key("org", pair, company, bucket_of(row_key))
+
+    @staticmethod
+    def _forward_partitions(pair: str, company: str) -> list[str]:
+        return [compose_key(pair, company, f"{b:02x}") for b in range(BUCKETS)]
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -74,20 +100,27 @@ class CrosswalkStore:
         unique = list(dict.fromkeys(source_keys))
         if not unique:
             return {}
-        pk = self._pk(pair, company)
-        chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
-        found: dict[str, CrosswalkEntry] = {}
-        if len(chunks) == 1:
-            results = [self._query_chunk(pk, chunks[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(QUERY_WORKERS, len(chunks))) as pool:
-                results = list(pool.map(lambda chunk: self._query_chunk(pk, chunk), chunks))
         wanted = set(unique)
-        for entries in results:
-            for entry in entries:
+        found: dict[str, CrosswalkEntry] = {}
+        for rows in self._lookup(lambda rk: self._pk(pair, company, rk), unique):
+            for row in rows:
+                entry = _entry(row)
                 if entry.source_key in wanted:
                     found[entry.source_key] = entry
         return found
+
+    def _lookup(self, partition_of: Any, values: Sequence[str]) -> list[list[Any]]:
+        """Rows whose RowKey is one of ``values`` (encoded here), one query per partition and 14 keys,
+        sent concurrently."""
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for value in values:
+            rk = encode_key(value)
+            by_partition[partition_of(rk)].append(rk)
+        queries = [(pk, chunk) for pk, rks in by_partition.items() for chunk in _chunks(rks, KEYS_PER_QUERY)]
+        if len(queries) == 1:
+            return [self._query_raw(*queries[0])]
+        with ThreadPoolExecutor(max_workers=min(QUERY_WORKERS, len(queries))) as pool:
+            return list(pool.map(lambda query: self._query_raw(*query), queries))
 
     def by_origin_many(self, pair: str, company: str, origins: Sequence[str]) -> dict[str, CrosswalkEntry]:
         """Entries by the source record's own id (e.g. a Dataverse GUID), verified on the forward row.
@@ -95,24 +128,24 @@ class CrosswalkStore:
         Child records name their parent by id (`_parentcustomerid_value`), while the parent's
         crosswalk is keyed by its natural key; the origin rows bridge the two without a scan.
         """
-        return self._via_index(self._org_pk(pair, company), pair, company, origins, "Origin")
+        return self._via_index(lambda rk: self._org_pk(pair, company, rk), pair, company, origins, "Origin")
 
     def by_target_many(
         self, pair: str, company: str, target_keys: Sequence[str]
     ) -> dict[str, CrosswalkEntry]:
         """Entries by their current target key (reverse rows, verified on the forward row)."""
-        return self._via_index(self._rev_pk(pair, company), pair, company, target_keys, "TargetKey")
+        return self._via_index(
+            lambda rk: self._rev_pk(pair, company, rk), pair, company, target_keys, "TargetKey"
+        )
 
     def _via_index(
-        self, index_pk: str, pair: str, company: str, values: Sequence[str], prop: str
+        self, partition_of: Any, pair: str, company: str, values: Sequence[str], prop: str
     ) -> dict[str, CrosswalkEntry]:
         """Look values up in an index partition, then trust only rows their forward row agrees with."""
         unique = list(dict.fromkeys(v for v in values if v))
         if not unique:
             return {}
-        chunks = [unique[i : i + KEYS_PER_QUERY] for i in range(0, len(unique), KEYS_PER_QUERY)]
-        with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(chunks)))) as pool:
-            results = list(pool.map(lambda chunk: self._query_raw(index_pk, chunk), chunks))
+        results = self._lookup(partition_of, unique)
         source_by_value = {
             str(e.get(prop, "")): str(e["SourceKey"]) for rows in results for e in rows if "SourceKey" in e
         }
@@ -125,21 +158,19 @@ class CrosswalkStore:
                 found[value] = entry
         return found
 
-    def _query_raw(self, pk: str, keys: Sequence[str]) -> list[Any]:
+    def _query_raw(self, pk: str, row_keys: Sequence[str]) -> list[Any]:
         params: dict[str, Any] = {"pk": pk}
         clauses = []
-        for index, key in enumerate(keys):
-            params[f"k{index}"] = encode_key(key)
+        for index, rk in enumerate(row_keys):
+            params[f"k{index}"] = rk
             clauses.append(f"RowKey eq @k{index}")
         query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
         return list(self.table.query_entities(query, parameters=params))
 
-    def _query_chunk(self, pk: str, keys: Sequence[str]) -> list[CrosswalkEntry]:
-        return [_entry(e) for e in self._query_raw(pk, keys)]
-
     def get(self, pair: str, company: str, source_key: str) -> CrosswalkEntry | None:
         try:
-            entity = self.table.get_entity(self._pk(pair, company), encode_key(source_key))
+            rk = encode_key(source_key)
+            entity = self.table.get_entity(self._pk(pair, company, rk), rk)
         except ResourceNotFoundError:
             return None
         entry = _entry(entity)
@@ -148,7 +179,8 @@ class CrosswalkStore:
     def by_target(self, pair: str, company: str, target_key: str) -> CrosswalkEntry | None:
         """The entry whose current target key is ``target_key`` (reverse row, verified)."""
         try:
-            rev = self.table.get_entity(self._rev_pk(pair, company), encode_key(target_key))
+            rk = encode_key(target_key)
+            rev = self.table.get_entity(self._rev_pk(pair, company, rk), rk)
         except ResourceNotFoundError:
             return None
         if rev.get("TargetKey") != target_key:
@@ -158,30 +190,33 @@ class CrosswalkStore:
             return None
         return entry
 
+    def _forward_rows(
+        self, pair: str, company: str, *, select: list[str] | None = None, per_page: int = 1000
+    ) -> Iterator[Any]:
+        """Forward rows of every bucket of one pair and company: one range query over the buckets."""
+        partitions = self._forward_partitions(pair, company)
+        wanted = set(partitions)
+        rows = self.table.query_entities(
+            "PartitionKey ge @lo and PartitionKey le @hi",
+            parameters={"lo": partitions[0], "hi": partitions[-1]},
+            select=[*select, "PartitionKey"] if select else None,
+            results_per_page=per_page,
+        )
+        for row in rows:
+            if row["PartitionKey"] in wanted:
+                yield row
+
     def iter(self, pair: str, company: str) -> Iterator[CrosswalkEntry]:
         """Every forward entry of one pair and company, streamed page by page."""
-        entities = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": self._pk(pair, company)}, results_per_page=1000
-        )
-        for entity in entities:
-            yield _entry(entity)
+        for row in self._forward_rows(pair, company):
+            yield _entry(row)
 
     def is_empty(self, pair: str, company: str) -> bool:
-        """True when no forward row exists for the pair and company (one query, one row at most)."""
-        pk = self._pk(pair, company)
-        query = "PartitionKey eq @pk"
-        rows = self.table.query_entities(query, parameters={"pk": pk}, select=["RowKey"], results_per_page=1)
-        pages = rows.by_page()
-        return not any(True for _ in next(pages, []))
+        """True when no forward row exists for the pair and company (stops at the first row)."""
+        return next(self._forward_rows(pair, company, select=["RowKey"], per_page=1), None) is None
 
     def count(self, pair: str, company: str) -> int:
-        entities = self.table.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": self._pk(pair, company)},
-            select=["RowKey"],
-            results_per_page=1000,
-        )
-        return sum(1 for _ in entities)
+        return sum(1 for _ in self._forward_rows(pair, company, select=["RowKey"]))
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -192,37 +227,41 @@ class CrosswalkStore:
             by_source[entry.source_key] = entry
         if not by_source:
             return
-        pk = self._pk(pair, company)
-        forward = [_entity(pk, encode_key(key), e, with_payload=True) for key, e in by_source.items()]
+        forward = []
+        for key, e in by_source.items():
+            rk = encode_key(key)
+            forward.append(_entity(self._pk(pair, company, rk), rk, e, with_payload=True))
         by_target: dict[str, CrosswalkEntry] = {}
         for entry in by_source.values():
             if entry.target_key:
                 by_target[entry.target_key] = entry
-        rev_pk = self._rev_pk(pair, company)
-        reverse = [_entity(rev_pk, encode_key(key), e) for key, e in by_target.items()]
-        org_pk = self._org_pk(pair, company)
-        by_origin = [_entity(org_pk, encode_key(e.origin), e) for e in by_source.values() if e.origin]
+        reverse = []
+        for target_key, e in by_target.items():
+            rk = encode_key(target_key)
+            reverse.append(_entity(self._rev_pk(pair, company, rk), rk, e))
+        by_origin: dict[str, CrosswalkEntry] = {e.origin: e for e in by_source.values() if e.origin}
+        origins = []
+        for origin, e in by_origin.items():
+            rk = encode_key(origin)
+            origins.append(_entity(self._org_pk(pair, company, rk), rk, e))
         # Index rows first, forward rows last: the forward row is the commit point. An index row
         # is trusted only when its forward row agrees, and a crash before the forward row is
         # written makes the next run write the record (and its index rows) again; the other order
         # could leave a forward row whose index rows never get written, as the hash then matches.
-        self._upsert([*reverse, *by_origin])
+        self._upsert([*reverse, *origins])
         self._upsert(forward)
 
     def _upsert(self, entities: list[dict[str, Any]]) -> None:
         """Transactions of ≤100 rows of one partition, sent concurrently (the store's latency, not
         its throughput, is what limits a sequential loop)."""
-        chunks: list[list[dict[str, Any]]] = []
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for entity in entities:
-            last = chunks[-1] if chunks else None
-            if (
-                last is None
-                or len(last) >= TRANSACTION_LIMIT
-                or last[0]["PartitionKey"] != entity["PartitionKey"]
-            ):
-                chunks.append([entity])
-            else:
-                last.append(entity)
+            by_partition[entity["PartitionKey"]].append(entity)
+        chunks = [
+            rows[i : i + TRANSACTION_LIMIT]
+            for rows in by_partition.values()
+            for i in range(0, len(rows), TRANSACTION_LIMIT)
+        ]
 
         def submit(chunk: list[dict[str, Any]]) -> None:
             upsert_transaction(self.table, chunk)
