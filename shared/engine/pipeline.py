@@ -52,6 +52,8 @@ class TaskSpecView:
     source_id_field: str | None = None
     delete_policy: str = "ignore"
     parent_entities: frozenset[str] = frozenset()
+    #: another task looks this task's records up by target key: keep reverse crosswalk rows
+    index_target_keys: bool = True
 
 
 @dataclass
@@ -294,7 +296,7 @@ class TaskPipeline:
                     field_name=None,
                 )
         if entries:
-            scope.state.crosswalk.put_many(spec.pair, spec.company, entries)
+            scope.state.crosswalk.put_many(spec.pair, spec.company, entries, reverse=spec.index_target_keys)
 
     def _crosswalk_empty(self) -> bool:
         """Whether this task's crosswalk partition held no row when the run began (one probe).
@@ -379,7 +381,7 @@ class TaskPipeline:
                     field_name=getattr(error, "field", None),
                 )
         if done:
-            scope.state.crosswalk.put_many(spec.pair, spec.company, done)
+            scope.state.crosswalk.put_many(spec.pair, spec.company, done, reverse=spec.index_target_keys)
 
     def _target_key_of(self, entry: CrosswalkEntry) -> dict[str, Any]:
         """The target key as a typed dict again, from the crosswalk's key text."""

@@ -38,6 +38,7 @@ from shared.mapping import (
     TaskMapping,
     load_catalogue,
     load_mapping,
+    target_key_references,
 )
 from shared.odata.errors import BudgetExhausted, SyncError
 from shared.settings import Settings
@@ -112,6 +113,7 @@ class SyncEngine:
         self.clients_factory = clients_factory
         self.clock = clock
         self._mappings: dict[str, CompiledMapping] = {}
+        self._target_key_refs: frozenset[tuple[str, str | None]] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -386,6 +388,7 @@ class SyncEngine:
             source_id_field=source_id_field,
             delete_policy=task.delete_policy,
             parent_entities=frozenset(task.parent_entities),
+            index_target_keys=self._looked_up_by_target_key(template.name, task.name, mapping),
         )
 
     def _selects(self, task: TaskMapping, company: str, router: CompanyRouter | None) -> Predicate:
@@ -421,6 +424,13 @@ class SyncEngine:
         loaders = {name: dataverse_rows for name in catalogue.dataverse_table_names()}
         loaders.update({name: finops_rows for name in catalogue.finops_entity_set_names()})
         return RunResolver(ReferenceCache(loaders), SyncedRecords(self.state.crosswalk, self._synced_task))
+
+    def _looked_up_by_target_key(self, template: str, task: str, mapping: CompiledMapping) -> bool:
+        """Whether any mapping file looks this task up `by: target_key` (scanned once per engine)."""
+        if self._target_key_refs is None:
+            self._target_key_refs = target_key_references(Path(self.settings.mappings_dir))
+        refs = self._target_key_refs
+        return (template, task) in refs or ((template, None) in refs and mapping.tasks[0].name == task)
 
     def _mapping(self, template: TemplateDef) -> CompiledMapping:
         """Compiled mappings are reused across runs of this engine; a file change needs a new engine."""

@@ -15,7 +15,7 @@ from shared.mapping.catalogue import (
     load_catalogue,
 )
 from shared.mapping.compiler import CompiledMapping, MappingSpecError, TaskMapping, compile_spec
-from shared.mapping.loader import load_mapping, load_spec
+from shared.mapping.loader import load_mapping, load_spec, target_key_references
 from shared.mapping.records import (
     MapContext,
     MappedRecord,
@@ -54,4 +54,5 @@ __all__ = [
     "load_spec",
     "record_hash",
     "synced_entity",
+    "target_key_references",
 ]

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from shared.mapping.catalogue import Catalogue
 from shared.mapping.compiler import CompiledMapping, MappingSpecError, compile_spec
+from shared.mapping.records import synced_entity
 from shared.mapping.spec import MappingSpec
 
 
@@ -48,6 +49,41 @@ def _locate(document: Any, loc: list[Any]) -> tuple[str | None, str | None]:
     return task, field
 
 
+#: libyaml's safe loader when the wheel has it (several times faster), else the pure-Python one.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def target_key_references(mappings_dir: Path) -> frozenset[tuple[str, str | None]]:
+    """(template, task or None) of every `synced:` look-up made `by: target_key` in any mapping file.
+
+    Only those tasks need reverse crosswalk rows (target key → source key); every other task saves
+    a third of its crosswalk writes. The scan reads the YAML only (no compiling), so every run can
+    afford it; a file that does not parse is skipped here and reported by its own load.
+    """
+    found: set[tuple[str, str | None]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("by") == "target_key":
+                names = node.get("entity")
+                for name in names if isinstance(names, list) else [names]:
+                    synced = synced_entity(name) if isinstance(name, str) else None
+                    if synced is not None:
+                        found.add(synced)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted(Path(mappings_dir).glob("*.yaml")):
+        try:
+            walk(yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER))  # noqa: S506
+        except (OSError, yaml.YAMLError):
+            continue
+    return frozenset(found)
+
+
 def load_spec(path: Path) -> MappingSpec:
     """Read and shape-check a mapping file without the catalogue (for tooling and tests)."""
     file = str(path)
@@ -56,7 +92,7 @@ def load_spec(path: Path) -> MappingSpec:
     except OSError as exc:
         raise MappingSpecError(f"cannot read mapping file: {exc.strerror or exc}", file=file) from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise MappingSpecError(f"not valid YAML: {exc}", file=file) from None
     if not isinstance(document, dict):

@@ -76,6 +76,8 @@ class CrosswalkStore:
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
+        #: (partition, row) of reverse-index markers known to exist (checked once per store)
+        self._indexed: set[tuple[str, str]] = set()
 
     @staticmethod
     def _pk(pair: str, company: str, row_key: str) -> str:
@@ -134,6 +136,7 @@ class CrosswalkStore:
         self, pair: str, company: str, target_keys: Sequence[str]
     ) -> dict[str, CrosswalkEntry]:
         """Entries by their current target key (reverse rows, verified on the forward row)."""
+        self.ensure_reverse_index(pair, company)
         return self._via_index(
             lambda rk: self._rev_pk(pair, company, rk), pair, company, target_keys, "TargetKey"
         )
@@ -178,6 +181,7 @@ class CrosswalkStore:
 
     def by_target(self, pair: str, company: str, target_key: str) -> CrosswalkEntry | None:
         """The entry whose current target key is ``target_key`` (reverse row, verified)."""
+        self.ensure_reverse_index(pair, company)
         try:
             rk = encode_key(target_key)
             rev = self.table.get_entity(self._rev_pk(pair, company, rk), rk)
@@ -189,6 +193,31 @@ class CrosswalkStore:
         if entry is None or entry.target_key != target_key:
             return None
         return entry
+
+    def ensure_reverse_index(self, pair: str, company: str) -> None:
+        """Make sure every forward row of the pair and company has its reverse row (once).
+
+        Tasks nobody looks up by target key are written without reverse rows. The first look-up by
+        target key (a mapping added later) writes them from a scan of the forward rows and then a
+        marker row, so later look-ups trust the index; writers of such a task keep it complete.
+        """
+        marker = (compose_key("index", pair, company), "reverse")
+        if marker in self._indexed:
+            return
+        try:
+            self.table.get_entity(*marker)
+        except ResourceNotFoundError:
+            batch: list[dict[str, Any]] = []
+            for entry in self.iter(pair, company):
+                if entry.target_key and not entry.deleted:
+                    rk = encode_key(entry.target_key)
+                    batch.append(_entity(self._rev_pk(pair, company, rk), rk, entry))
+                if len(batch) >= 1000:
+                    self._upsert(batch)
+                    batch = []
+            self._upsert(batch)
+            upsert_transaction(self.table, [{"PartitionKey": marker[0], "RowKey": marker[1]}])
+        self._indexed.add(marker)
 
     def _forward_rows(
         self, pair: str, company: str, *, select: list[str] | None = None, per_page: int = 1000
@@ -220,8 +249,15 @@ class CrosswalkStore:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def put_many(self, pair: str, company: str, entries: Iterable[CrosswalkEntry]) -> None:
-        """Upsert entries (last one wins per key) in transactions of at most 100 rows."""
+    def put_many(
+        self, pair: str, company: str, entries: Iterable[CrosswalkEntry], *, reverse: bool = True
+    ) -> None:
+        """Upsert entries (last one wins per key) in transactions of at most 100 rows.
+
+        ``reverse=False`` skips the reverse rows: only tasks that another task looks up by target
+        key need them (the engine knows which from the mapping files). Should a mapping start
+        needing them later, :meth:`by_target_many` first rebuilds them from the forward rows.
+        """
         by_source: dict[str, CrosswalkEntry] = {}
         for entry in entries:
             by_source[entry.source_key] = entry
@@ -232,13 +268,13 @@ class CrosswalkStore:
             rk = encode_key(key)
             forward.append(_entity(self._pk(pair, company, rk), rk, e, with_payload=True))
         by_target: dict[str, CrosswalkEntry] = {}
-        for entry in by_source.values():
+        for entry in by_source.values() if reverse else ():
             if entry.target_key:
                 by_target[entry.target_key] = entry
-        reverse = []
+        reverse_rows = []
         for target_key, e in by_target.items():
             rk = encode_key(target_key)
-            reverse.append(_entity(self._rev_pk(pair, company, rk), rk, e))
+            reverse_rows.append(_entity(self._rev_pk(pair, company, rk), rk, e))
         by_origin: dict[str, CrosswalkEntry] = {e.origin: e for e in by_source.values() if e.origin}
         origins = []
         for origin, e in by_origin.items():
@@ -248,7 +284,7 @@ class CrosswalkStore:
         # is trusted only when its forward row agrees, and a crash before the forward row is
         # written makes the next run write the record (and its index rows) again; the other order
         # could leave a forward row whose index rows never get written, as the hash then matches.
-        self._upsert([*reverse, *origins])
+        self._upsert([*reverse_rows, *origins])
         self._upsert(forward)
 
     def _upsert(self, entities: list[dict[str, Any]]) -> None:

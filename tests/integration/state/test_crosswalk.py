@@ -117,3 +117,20 @@ def test_rows_spread_over_buckets_and_scans_see_all_of_them(state: StateStore) -
 def test_bucket_of_is_stable() -> None:
     # part of the stored layout: a change would hide every row written before it
     assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["01", "0b", "00"]
+
+
+def test_reverse_rows_are_optional_and_rebuilt_on_first_lookup_by_target(state: StateStore) -> None:
+    entries = [entry(f"R-{i:03d}", i) for i in range(30)]
+    state.crosswalk.put_many("lean", "usmf", entries, reverse=False)
+    query = "PartitionKey ge 'rev|lean|' and PartitionKey lt 'rev|lean}'"
+    reverse_rows = list(state.crosswalk.table.query_entities(query))
+    assert reverse_rows == []  # nobody looked these up by target key: a third fewer writes
+
+    # a mapping that looks the task up by target key arrives: the first look-up builds the index
+    found = state.crosswalk.by_target_many("lean", "usmf", ["T-R-005", "T-R-029", "T-missing"])
+    assert {k: e.source_key for k, e in found.items()} == {"T-R-005": "R-005", "T-R-029": "R-029"}
+    assert state.crosswalk.table.get_entity("index|lean|usmf", "reverse") is not None
+
+    # from then on the writers keep it complete (the engine passes reverse=True for such tasks)
+    state.crosswalk.put_many("lean", "usmf", [entry("R-100", 100)], reverse=True)
+    assert state.crosswalk.by_target("lean", "usmf", "T-R-100") == entry("R-100", 100)
