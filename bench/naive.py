@@ -6,6 +6,15 @@ and send one POST or PATCH per record, one after the other. No change tracking, 
 bulk or ``$batch`` writes, no concurrency, no state. It is deliberately simple: it exists to give
 the product's figures a yardstick measured against the same sandbox in the same run.
 
+It applies the template's selection rules (rows they leave out are counted as skipped) and resolves
+``synced:`` look-ups (parents) with one GET to the service that holds the parent, cached per run
+(``bench/naive_lookups.py``): there is no crosswalk.
+
+With ``limit`` it syncs a sample: the first ``limit / 4`` records of each task that has no parent in
+the template (order headers), then only the child records (lines) of the sampled parents, up to
+``limit`` records read in all. A sample of whole documents keeps every line's header synced, so its
+records/s is that of the full workload and not of headers alone.
+
 Throttled requests are waited out (``Retry-After``) and retried, as any client must; other errors
 are counted and the record is skipped.
 """
@@ -21,10 +30,20 @@ from urllib.parse import quote
 
 import httpx
 
+from bench.naive_lookups import NaiveParents, NaiveResolver
 from shared.auth import build_auth
+from shared.engine.filters import compile_filter
 from shared.engine.references import ReferenceCache
 from shared.finops import ENTITY_KEYS
-from shared.mapping import Catalogue, MapContext, MappedRecord, TaskMapping, load_catalogue, load_mapping
+from shared.mapping import (
+    Catalogue,
+    MapContext,
+    MappedRecord,
+    TaskMapping,
+    load_catalogue,
+    load_mapping,
+    synced_entity,
+)
 from shared.odata.literals import key_predicate
 from shared.settings import Settings
 from shared.templates import get_template
@@ -39,6 +58,7 @@ class NaiveResult:
     read: int = 0
     written: int = 0
     failed: int = 0
+    skipped: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
 
@@ -67,6 +87,9 @@ class NaiveSync:
             "finops": settings.finops_data_url.rstrip("/"),
         }
         self.result = NaiveResult()
+        #: Sampled parents by "template.task": the source keys and ids of the headers synced.
+        self.sampled: dict[str, set[str]] = {}
+        self.roots_read: dict[str, int] = {}
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -110,6 +133,15 @@ class NaiveSync:
                 return
             skip += len(rows)
 
+    def get(self, service: str, path: str) -> dict[str, Any] | None:
+        """One GET of `path` under the service root (a look-up); None when the service says 404."""
+        response = self._send(service, "lookup", "GET", f"{self.roots[service]}/{path}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
     def _get_dv(self, url: str) -> dict[str, Any]:
         body: dict[str, Any] = self._send_dv_page(url).json()
         return body
@@ -133,7 +165,8 @@ class NaiveSync:
         """Sync every task of the template; ``create`` POSTs new F&O rows, otherwise PATCHes them."""
         template = get_template(template_name)
         mapping = load_mapping(Path(self.settings.mappings_dir) / template.mapping_file, self.catalogue)
-        resolver = ReferenceCache(self._reference_loaders())
+        references = ReferenceCache(self._reference_loaders())
+        parents = NaiveParents(self)
         companies = (
             [self.settings.default_company]
             if template.direction == "sales_to_fno"
@@ -141,17 +174,61 @@ class NaiveSync:
         )
         for task in mapping.tasks:
             for company in companies:
-                self._run_task(task, company, resolver, create)
+                resolver = NaiveResolver(references, parents, company)
+                self._run_task(template.name, task, company, resolver, create)
         return self.result
 
-    def _run_task(self, task: TaskMapping, company: str, resolver: ReferenceCache, create: bool) -> None:
+    def _parent_rule(self, template: str, task: TaskMapping) -> tuple[str, str] | None:
+        """("template.task" of the parent, source column naming it) for a child task (a line)."""
+        for rule in task.rules:
+            lookup = rule.rule.lookup or (rule.rule.bind.lookup if rule.rule.bind else None)
+            if lookup is None or lookup.optional or rule.read is None:
+                continue
+            for entity in [lookup.entity] if isinstance(lookup.entity, str) else lookup.entity:
+                parsed = synced_entity(entity)
+                if parsed is not None and parsed[0] == template and parsed[1]:
+                    return f"{template}.{parsed[1]}", rule.read
+        return None
+
+    def _in_sample(
+        self, template: str, task: TaskMapping, row: dict[str, Any], parent: tuple[str, str] | None
+    ) -> bool:
+        """With a limit: a root task's first limit/4 rows, then children of sampled parents only."""
+        if self.limit is None:
+            return True
+        if parent is None:
+            name = f"{template}.{task.name}"
+            self.roots_read[name] = self.roots_read.get(name, 0) + 1
+            return self.roots_read[name] <= max(1, self.limit // 4)
+        return str(row.get(parent[1])) in self.sampled.get(parent[0], set())
+
+    def _sample(self, template: str, task: TaskMapping, row: dict[str, Any]) -> None:
+        """Remember a selected root row (its key and id), so its children are in the sample."""
+        if self.limit is None:
+            return
+        keys = self.sampled.setdefault(f"{template}.{task.name}", set())
+        keys.add(str(task.source_key_of(row)))
+        if task.source_id_field:
+            keys.add(str(row.get(task.source_id_field)))
+
+    def _run_task(
+        self, template: str, task: TaskMapping, company: str, resolver: NaiveResolver, create: bool
+    ) -> None:
         src, tgt = task.source, task.target
         ctx = MapContext(company=company, resolver=resolver)
+        selects = compile_filter(task.source.filter)
+        parent = self._parent_rule(template, task)
         for rows in self._pages(src.service, src.entity_set, list(src.select), company):
             for row in rows:
                 if self.limit is not None and self.result.read >= self.limit:
                     return
+                if not self._in_sample(template, task, row, parent):
+                    continue
                 self.result.read += 1
+                if not selects(row):
+                    self.result.skipped += 1
+                    continue
+                self._sample(template, task, row)
                 try:
                     mapped = task.map(row, ctx)
                 except Exception:  # a missing reference: the naive client just skips the record

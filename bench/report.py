@@ -15,6 +15,8 @@ RUN_COLUMNS = [
     ("wall_s", "wall s"),
     ("records", "records"),
     ("written", "written"),
+    ("deferred", "deferred"),
+    ("skipped", "skipped"),
     ("records_per_s", "records/s"),
     ("reads", "read pages"),
     ("bulk", "bulk"),
@@ -38,8 +40,14 @@ def render(results: dict[str, Any]) -> str:
         out.append(_row([title for _, title in RUN_COLUMNS]))
         out.append(_row(["---"] * len(RUN_COLUMNS)))
         for run in wl["runs"]:
-            out.append(_row([run[key] for key, _ in RUN_COLUMNS]))
+            out.append(_row([run.get(key, "") for key, _ in RUN_COLUMNS]))
         out.append("")
+        for setup in wl["product"].get("setup", []):
+            out.append(
+                f"Set-up (not measured): `{setup['template']}` ran once before the initial load, "
+                f"{setup['counts'].get('written', 0)} records written."
+            )
+            out.append("")
         throttle = wl["throttle"]
         out.append(
             f"Rate-bound run: {throttle['records']} records, limit "
@@ -67,7 +75,7 @@ def render(results: dict[str, Any]) -> str:
             )
         out.append("")
     for name in results.get("not_measured", []):
-        out.append(f"- `{name}`: not measured (`mappings/{name}.yaml` does not exist yet).")
+        out.append(f"- `{name}`: not measured (unknown, or a mapping it needs does not exist yet).")
     return "\n".join(out)
 
 
