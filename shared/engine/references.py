@@ -82,7 +82,16 @@ class SyncedRecords:
         self._crosswalk = crosswalk
         self._tasks = tasks
         self._hits: dict[tuple[str, str, str, str], Any] = {}
+        # values the current page's prefetch asked for and did not find: asking the crosswalk again
+        # for each of them while the page is mapped (one query per record) cannot find them either,
+        # as nothing is written between a page's prefetch and its mapping
+        self._misses: set[tuple[str, str, str, str]] = set()
         self._lock = threading.Lock()
+
+    def start_page(self) -> None:
+        """A new page (or retry batch) begins: what was missing before may have been written since."""
+        with self._lock:
+            self._misses.clear()
 
     def prefetch(self, company: str, entity: str, by: str, values: Iterable[Any]) -> None:
         template, task = _split(entity)
@@ -106,11 +115,12 @@ class SyncedRecords:
         with self._lock:
             for value, entry in found.items():
                 self._hits[(company, entity, by, value)] = entry
+            self._misses.update((company, entity, by, v) for v in wanted if v not in found)
 
     def resolve(self, company: str, entity: str, by: str, value: Any, return_field: str) -> Any:
         key = (company, entity, by, str(value))
         entry = self._hits.get(key)
-        if entry is None:
+        if entry is None and key not in self._misses:
             self.prefetch(company, entity, by, [value])
             entry = self._hits.get(key)
         if entry is None:
@@ -167,6 +177,8 @@ class CompanyResolver:
         return self._run.references.resolve(entity, by, value, return_field)
 
     def prefetch(self, requests: Mapping[tuple[str, str], Iterable[Any]]) -> None:
+        """Parents of one page's records, fetched in batches before the page is mapped."""
+        self._run.synced.start_page()
         for (entity, by), values in requests.items():
             if synced_entity(entity) is not None:
                 self._run.synced.prefetch(self.company, entity, by, values)
