@@ -52,6 +52,11 @@ def bucket_of(row_key: str) -> str:
     return f"{zlib.crc32(row_key.encode('utf-8')) % BUCKETS:02x}"
 
 
+def forward_partitions(pair: str, company: str) -> list[str]:
+    """Every partition holding forward rows of a pair and company (for scans and test judges)."""
+    return [compose_key(pair, company, f"{b:02x}") for b in range(BUCKETS)]
+
+
 def _chunks(keys: Sequence[str], size: int) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
@@ -90,10 +95,6 @@ class CrosswalkStore:
     @staticmethod
     def _org_pk(pair: str, company: str, row_key: str) -> str:
         return compose_key("org", pair, company, bucket_of(row_key))
-
-    @staticmethod
-    def _forward_partitions(pair: str, company: str) -> list[str]:
-        return [compose_key(pair, company, f"{b:02x}") for b in range(BUCKETS)]
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -223,7 +224,7 @@ class CrosswalkStore:
         self, pair: str, company: str, *, select: list[str] | None = None, per_page: int = 1000
     ) -> Iterator[Any]:
         """Forward rows of every bucket of one pair and company: one range query over the buckets."""
-        partitions = self._forward_partitions(pair, company)
+        partitions = forward_partitions(pair, company)
         wanted = set(partitions)
         rows = self.table.query_entities(
             "PartitionKey ge @lo and PartitionKey le @hi",

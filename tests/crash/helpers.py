@@ -19,7 +19,7 @@ from azure.data.tables import UpdateMode
 from shared.engine.runner import task_pair
 from shared.mapping import CompiledMapping
 from shared.state import StateStore
-from shared.state.keys import compose_key
+from shared.state.crosswalk import forward_partitions
 
 EntityKey = tuple[str, str]
 #: Table transactions take at most 100 operations, all in one partition.
@@ -97,9 +97,9 @@ def checkpoint_lag(
             cp = state.checkpoints.load(template, target.task, company)
             if cp.cursor is None:
                 continue
-            pk = compose_key(target.pair, company)  # the crosswalk's forward partition
-            want = {str(e["SourceKey"]) for (p, _), e in reference["crosswalk"].items() if p == pk}
-            have = {str(e["SourceKey"]) for (p, _), e in crosswalk.items() if p == pk}
+            forward = set(forward_partitions(target.pair, company))
+            want = {str(e["SourceKey"]) for (p, _), e in reference["crosswalk"].items() if p in forward}
+            have = {str(e["SourceKey"]) for (p, _), e in crosswalk.items() if p in forward}
             missing = sorted(k for k in want - have if (target.task, company, k) not in errors)
             if missing:
                 problems.append(
