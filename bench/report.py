@@ -32,9 +32,35 @@ def _row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _partial(wl: dict[str, Any], started_at: str) -> list[str]:
+    """A `--only` run: the parts that ran, raw (no targets: they compare all parts)."""
+    parts = ", ".join(wl["partial"])
+    out = [f"### {wl['template']}, {wl['size']} records, parts {parts} ({started_at[:16]} UTC)"]
+    out += ["", _row(["run", "wall s", "written", "CPU s", "peak RSS MB"]), _row(["---"] * 5)]
+    for name, result in wl.get("product", {}).get("scenarios", {}).items():
+        out.append(
+            _row(
+                [
+                    name,
+                    round(result["wall_s"], 1),
+                    result["counts"].get("written", 0),
+                    round(result["cpu_s"], 1),
+                    round(result.get("peak_rss_mb", 0), 1),
+                ]
+            )
+        )
+    if "rss_small" in wl:
+        rss = wl["rss_small"]
+        out.append(_row([f"RSS companion ({rss['size']})", "", "", "", rss["peak_rss_mb"]]))
+    return [*out, ""]
+
+
 def render(results: dict[str, Any]) -> str:
     out: list[str] = []
     for wl in results["workloads"]:
+        if wl.get("partial"):
+            out.extend(_partial(wl, results["started_at"]))
+            continue
         out.append(f"### {wl['template']}, {wl['size']} records ({results['started_at'][:16]} UTC)")
         out.append("")
         out.append(_row([title for _, title in RUN_COLUMNS]))

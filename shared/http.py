@@ -268,7 +268,10 @@ class AdaptiveLimiter:
             self._limit = max(self.minimum, self._limit // 2)
             if self._rate is None:
                 if pause and self._epoch_ok >= 2 and self._epoch_start is not None:
-                    self._rate = self._epoch_ok / max(1e-3, (now - self._epoch_start) + pause)
+                    # Retry-After is whole seconds, rounded up: the window frees half a second
+                    # sooner on average, and counting the full figure under-estimates the rate
+                    wait = pause - 0.5 if pause >= 1 and float(pause).is_integer() else pause
+                    self._rate = self._epoch_ok / max(1e-3, (now - self._epoch_start) + wait)
             elif pause:
                 # Throttled while paced: the probe went just past the limit. Step back a little and
                 # probe more slowly from now on, so overshoots (and their 429s) stay rare.

@@ -44,7 +44,7 @@ PAYLOAD_MAX_CHARS = PAYLOAD_PARTS * 16384
 QUERY_WORKERS = 8
 #: Partitions per pair, company and row kind. Part of the stored layout: changing it hides every
 #: row written before (they would be found in no bucket), so it is a constant, not a setting.
-BUCKETS = 16
+BUCKETS = 64
 
 
 def bucket_of(row_key: str) -> str:

@@ -505,19 +505,20 @@ def test_limiter_learns_a_pace_from_throttling_and_pauses_for_retry_after() -> N
             clock.now += 1 / 30
         lim.on_success()
     lim.on_throttled(retry_after=2.0)
-    # 30 requests were allowed in (1 s burst + 2 s wait): the window allows ~10 per second
-    assert lim.rate == pytest.approx(10.0, rel=0.01)
+    # 30 requests were allowed in (1 s burst + a wait of "2 s", i.e. 1.5 s on average after rounding
+    # up to whole seconds): the window allows ~12 per second
+    assert lim.rate == pytest.approx(12.0, rel=0.01)
     with lim.slot():
         pass
     assert sleeps == [pytest.approx(2.0)]  # nothing starts before Retry-After has passed
     for _ in range(5):
         with lim.slot():
             pass
-    assert sleeps[1:] == [pytest.approx(0.1)] * 5  # then requests are spaced at the learned pace
+    assert sleeps[1:] == [pytest.approx(1 / 12)] * 5  # then requests are spaced at the learned pace
     lim.on_throttled(retry_after=1.0)  # the paced rate overshot: step back 5%, probe more slowly
-    assert lim.rate == pytest.approx(9.5, rel=0.01)
+    assert lim.rate == pytest.approx(11.4, rel=0.01)
     lim.on_throttled(retry_after=None)  # throttled without a hint: halve the pace
-    assert lim.rate == pytest.approx(4.75, rel=0.01)
+    assert lim.rate == pytest.approx(5.7, rel=0.01)
 
 
 def test_limiter_pace_grows_slowly_after_successes() -> None:
@@ -528,16 +529,16 @@ def test_limiter_pace_grows_slowly_after_successes() -> None:
             pass
         lim.on_success()
     clock.now += 1.0
+    lim.on_throttled(retry_after=1.5)  # a fractional hint is taken as it is
+    assert lim.rate == pytest.approx(1.6)
+    for _ in range(10):
+        lim.on_success()
+    assert lim.rate == pytest.approx(1.76)
     lim.on_throttled(retry_after=1.0)
-    assert lim.rate == pytest.approx(2.0)
+    assert lim.rate == pytest.approx(1.672)
     for _ in range(10):
         lim.on_success()
-    assert lim.rate == pytest.approx(2.2)
-    lim.on_throttled(retry_after=1.0)
-    assert lim.rate == pytest.approx(2.09)
+    assert lim.rate == pytest.approx(1.672)  # settled: grows half as often, by half the step
     for _ in range(10):
         lim.on_success()
-    assert lim.rate == pytest.approx(2.09)  # settled: grows half as often, by half the step
-    for _ in range(10):
-        lim.on_success()
-    assert lim.rate == pytest.approx(2.09 * 1.05)
+    assert lim.rate == pytest.approx(1.672 * 1.05)

@@ -100,23 +100,23 @@ def test_is_empty_sees_one_row_of_its_own_partition_only(state: StateStore) -> N
 
 
 def test_rows_spread_over_buckets_and_scans_see_all_of_them(state: StateStore) -> None:
-    entries = [entry(f"B-{i:03d}", i) for i in range(120)]
+    entries = [entry(f"B-{i:03d}", i) for i in range(600)]
     state.crosswalk.put_many("spread", "usmf", entries)
     partitions = {e["PartitionKey"] for e in state.crosswalk.table.query_entities("RowKey ge 'B-'")}
     forward = {pk for pk in partitions if pk.startswith("spread|usmf|")}
-    assert len(forward) == BUCKETS  # 120 keys hit every one of 16 buckets
-    assert state.crosswalk.count("spread", "usmf") == 120
+    assert len(forward) == BUCKETS  # 600 keys hit every one of the 64 buckets
+    assert state.crosswalk.count("spread", "usmf") == 600
     assert state.crosswalk.count("spread", "demf") == 0
     assert {e.source_key for e in state.crosswalk.iter("spread", "usmf")} == {e.source_key for e in entries}
     assert state.crosswalk.get("spread", "usmf", "B-077") == entries[77]
     assert state.crosswalk.by_target("spread", "usmf", "T-B-077") == entries[77]
-    origins = state.crosswalk.by_origin_many("spread", "usmf", [f"origin-{i}" for i in range(0, 120, 7)])
-    assert {e.source_key for e in origins.values()} == {f"B-{i:03d}" for i in range(0, 120, 7)}
+    origins = state.crosswalk.by_origin_many("spread", "usmf", [f"origin-{i}" for i in range(0, 600, 7)])
+    assert {e.source_key for e in origins.values()} == {f"B-{i:03d}" for i in range(0, 600, 7)}
 
 
 def test_bucket_of_is_stable() -> None:
     # part of the stored layout: a change would hide every row written before it
-    assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["01", "0b", "00"]
+    assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["31", "0b", "00"]
 
 
 def test_reverse_rows_are_optional_and_rebuilt_on_first_lookup_by_target(state: StateStore) -> None:
