@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from shared.odata.errors import (
+    REQUEST_COUNT_THROTTLE_CODES,
     BudgetExhausted,
     Fatal,
     SyncError,
@@ -148,9 +149,14 @@ class TimeBudget:
             raise BudgetExhausted(f"Run time budget of {self.seconds:g} s is spent")
 
 
-#: Once a paced rate has been throttled, the pace grows this many times more slowly (half the step,
-#: half as often): the limit is known to be close, and each overshoot costs a 429.
+#: Once a paced rate has been throttled, the pace grows half as often ...
 SETTLED_SLOWDOWN = 2
+#: ... by a quarter of the step, after stepping back to this share of the rate that overshot. Each
+#: overshoot costs a 429 and a whole-second Retry-After pause (20-30 requests at a typical allowed
+#: rate), so a pace a few percent under the limit that rarely overshoots uses more of the limit than
+#: one that hugs it: modelled on a sliding window, this pair keeps ~90% of the allowed rate.
+SETTLED_GROWTH_DIVISOR = 4
+SETTLED_STEP_BACK = 0.92
 
 
 class AdaptiveLimiter:
@@ -167,7 +173,7 @@ class AdaptiveLimiter:
     (b) sets a pace: the requests that succeeded since the previous throttle, divided by the time they
     took plus ``Retry-After``, is the rate the service's window allowed. Requests are then spaced at
     that rate, which grows by ``rate_growth`` after every ``grow_after`` successes to probe for head
-    room; a throttle while paced steps the rate back 5% and slows the probing down, so a run uses
+    room; a throttle while paced steps the rate back 8% and slows the probing down, so a run uses
     nearly the allowed rate with a throttle only now and then.
     """
 
@@ -254,7 +260,10 @@ class AdaptiveLimiter:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def on_throttled(self, retry_after: float | None = None) -> None:
+    def on_throttled(self, retry_after: float | None = None, *, count_limit: bool = False) -> None:
+        """A 429: pause for ``retry_after`` and learn or lower the pace. ``count_limit``: the service
+        said the request *count* was over (Dataverse 0x80072322); concurrency is then left alone,
+        as halving it only slows a paced run down without sending fewer requests per window."""
         with self._cond:
             now = self._clock()
             self._successes = 0
@@ -265,7 +274,8 @@ class AdaptiveLimiter:
             if self._last_shrink is not None and now - self._last_shrink < self.cooldown:
                 return
             self._last_shrink = now
-            self._limit = max(self.minimum, self._limit // 2)
+            if not count_limit:
+                self._limit = max(self.minimum, self._limit // 2)
             if self._rate is None:
                 if pause and self._epoch_ok >= 2 and self._epoch_start is not None:
                     # Retry-After is whole seconds, rounded up: the window frees half a second
@@ -275,7 +285,7 @@ class AdaptiveLimiter:
             elif pause:
                 # Throttled while paced: the probe went just past the limit. Step back a little and
                 # probe more slowly from now on, so overshoots (and their 429s) stay rare.
-                self._rate = max(0.1, self._rate * 0.95)
+                self._rate = max(0.1, self._rate * SETTLED_STEP_BACK)
                 self._settled = True
             else:
                 self._rate = max(0.1, self._rate / 2)
@@ -290,7 +300,7 @@ class AdaptiveLimiter:
                 every = self.grow_after * (SETTLED_SLOWDOWN if self._settled else 1)
                 if self._rate_successes >= every:
                     self._rate_successes = 0
-                    self._rate *= 1.0 + self.rate_growth / (SETTLED_SLOWDOWN if self._settled else 1)
+                    self._rate *= 1.0 + self.rate_growth / (SETTLED_GROWTH_DIVISOR if self._settled else 1)
             if self._limit >= self.maximum:
                 self._successes = 0
                 return
@@ -454,7 +464,9 @@ class ServiceHttp:
             if status is not None and status in ok_statuses:
                 self.metrics.record_error()
             if throttled:
-                self.limiter.on_throttled(error.retry_after)
+                self.limiter.on_throttled(
+                    error.retry_after, count_limit=error.code in REQUEST_COUNT_THROTTLE_CODES
+                )
             if not error.retryable or retry >= self.policy.max_retries:
                 raise error
             delay = self.policy.delay_for(error, retry)

@@ -284,6 +284,8 @@ def _html_title(body: bytes) -> str:
 
 # Dataverse service-protection codes (api-limits) plus DSSThrottlingConcurrencyLimitExceededError.
 _DV_THROTTLE_CODES = {"0x80072322", "0x80072321", "0x80072326", "0x80072327"}
+#: "Number of requests exceeded the limit": pacing answers it; fewer requests in flight would not.
+REQUEST_COUNT_THROTTLE_CODES = frozenset({"0x80072322"})
 _DV_CONFLICT_CODES = {
     "0x80040237",  # DuplicateRecord
     "0x80060892",  # DuplicateRecordEntityKey

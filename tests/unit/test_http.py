@@ -128,7 +128,7 @@ def test_transient_5xx_then_success_uses_exponential_backoff() -> None:
     assert {r.content for r in h.requests} == {b'{"name":"x"}'}
 
 
-def test_retry_after_is_honoured_and_limiter_shrinks() -> None:
+def test_retry_after_is_honoured_and_limiter_shrinks_on_a_concurrency_throttle() -> None:
     h = Harness(
         [
             dv_error(
@@ -148,7 +148,7 @@ def test_retry_after_is_honoured_and_limiter_shrinks() -> None:
     )
     h.http.request("GET", "accounts", kind="read")
     assert h.sleeps == [7.0, 3.0]
-    assert h.limiter.current == 2  # 8 -> 4 -> 2
+    assert h.limiter.current == 4  # the request-count throttle paces; the concurrency one halves 8 -> 4
     snap = h.metrics.snapshot()
     assert snap["throttled"] == 2 and snap["errors"] == 0 and snap["retries"] == 2
 
@@ -515,10 +515,10 @@ def test_limiter_learns_a_pace_from_throttling_and_pauses_for_retry_after() -> N
         with lim.slot():
             pass
     assert sleeps[1:] == [pytest.approx(1 / 12)] * 5  # then requests are spaced at the learned pace
-    lim.on_throttled(retry_after=1.0)  # the paced rate overshot: step back 5%, probe more slowly
-    assert lim.rate == pytest.approx(11.4, rel=0.01)
+    lim.on_throttled(retry_after=1.0)  # the paced rate overshot: step back 8%, probe more slowly
+    assert lim.rate == pytest.approx(11.04, rel=0.01)
     lim.on_throttled(retry_after=None)  # throttled without a hint: halve the pace
-    assert lim.rate == pytest.approx(5.7, rel=0.01)
+    assert lim.rate == pytest.approx(5.52, rel=0.01)
 
 
 def test_limiter_pace_grows_slowly_after_successes() -> None:
@@ -535,10 +535,24 @@ def test_limiter_pace_grows_slowly_after_successes() -> None:
         lim.on_success()
     assert lim.rate == pytest.approx(1.76)
     lim.on_throttled(retry_after=1.0)
-    assert lim.rate == pytest.approx(1.672)
+    assert lim.rate == pytest.approx(1.76 * 0.92)
     for _ in range(10):
         lim.on_success()
-    assert lim.rate == pytest.approx(1.672)  # settled: grows half as often, by half the step
+    assert lim.rate == pytest.approx(1.76 * 0.92)  # settled: grows half as often, by a quarter of the step
     for _ in range(10):
         lim.on_success()
-    assert lim.rate == pytest.approx(1.672 * 1.05)
+    assert lim.rate == pytest.approx(1.76 * 0.92 * 1.025)
+
+
+def test_a_request_count_throttle_paces_without_cutting_concurrency() -> None:
+    clock = FakeClock()
+    lim = AdaptiveLimiter(8, grow_after=1000, cooldown=0.0, clock=clock, sleep=lambda s: None)
+    for _ in range(4):
+        with lim.slot():
+            pass
+        lim.on_success()
+    clock.now += 1.0
+    lim.on_throttled(retry_after=1.5, count_limit=True)  # Dataverse 0x80072322: too many requests
+    assert lim.current == 8 and lim.rate == pytest.approx(1.6)
+    lim.on_throttled(retry_after=1.0)  # another limit (execution time, concurrency): fewer in flight
+    assert lim.current == 4
