@@ -20,6 +20,7 @@ and skipped; they are not errors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -210,14 +211,20 @@ def _load_documents(
         store.load_rows(line_set, [line for _, lines in chunk for line in lines])
 
 
+@functools.cache
+def task_selection(template: str, task: str) -> Callable[[dict[str, Any]], bool]:
+    """A mapping task's selection rule, compiled by the product: the bench never restates it."""
+    from shared.engine.filters import compile_filter
+    from shared.mapping import load_catalogue, load_mapping
+
+    catalogue = load_catalogue(ROOT / "sandbox" / "schemas")
+    mapping = load_mapping(ROOT / "mappings" / f"{template}.yaml", catalogue)
+    return compile_filter(mapping.task(task).source.filter)
+
+
 def sales_line_selected(line: dict[str, Any]) -> bool:
     """orders-to-fno's line selection (mappings/orders-to-fno.yaml, task `lines`)."""
-    return (
-        line.get("msdynce_orderissubmitted") is True
-        and line.get("msdynce_orderhasexternalmaintainedproductsonly") is True
-        and line.get("msdynce_ismaintainedexternally") is not True
-        and bool(line.get("_productid_value"))
-    )
+    return task_selection("orders-to-fno", "lines")(line)
 
 
 def change_sales_order_lines(sb: Any, fraction: float) -> int:
@@ -271,13 +278,7 @@ def seed_fno_orders(sb: Any, size: int) -> None:
 
 def fno_line_selected(line: dict[str, Any]) -> bool:
     """orders-to-sales's line selection (mappings/orders-to-sales.yaml, task `line`)."""
-    return (
-        line.get("OrderingCustomerIsExternallyMaintained") == "Yes"
-        and line.get("InvoiceCustomerIsExternallyMaintained") == "Yes"
-        and line.get("SalesOrderProcessingStatus") != "Active"
-        and line.get("AreTotalsCalculated") == "Yes"
-        and line.get("SalesOrderOriginType") != "WorkOrderIntegration"
-    )
+    return task_selection("orders-to-sales", "line")(line)
 
 
 def change_fno_order_lines(sb: Any, fraction: float) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.engine.filters import Predicate
 from shared.engine.ports import PlannedWrite, RetireRequest, Source, Target, WriteResult
+from shared.engine.readahead import read_ahead
 from shared.engine.scope import RunScope
 from shared.engine.values import same_value
 from shared.mapping import (
@@ -91,7 +92,8 @@ class TaskPipeline:
         result = TaskResult(spec.task, spec.company, checkpoint.cursor, None)
         self._empty_at_start = None if cursor is None else False
         completed_cursor: str | None = None
-        for page in spec.source.read(cursor, spec.company):
+        # the next page is read while this one is mapped and written (see readahead.py)
+        for page in read_ahead(spec.source.read(cursor, spec.company)):
             scope.guard()
             if page.restarted and not result.restarted:
                 result.restarted = True
