@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.engine.filters import Predicate
-from shared.engine.ports import PlannedWrite, RetireRequest, Source, Target, WriteResult
-from shared.engine.readahead import read_ahead
+from shared.engine.ports import PlannedWrite, RetireRequest, Source, SourcePage, Target, WriteResult
+from shared.engine.readahead import ReadAhead
 from shared.engine.scope import RunScope
 from shared.engine.values import same_value
 from shared.mapping import (
@@ -30,7 +30,7 @@ from shared.mapping import (
     synced_entity,
 )
 from shared.odata.errors import NotFound
-from shared.state import CrosswalkEntry, ErrorRecord
+from shared.state import Checkpoint, CrosswalkEntry, ErrorRecord
 
 log = logging.getLogger("p2c.engine")
 
@@ -67,6 +67,29 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class OpenedSource:
+    """A task's source being read ahead, with the checkpoint its cursor came from."""
+
+    checkpoint: Checkpoint
+    cursor: str | None
+    reader: ReadAhead[SourcePage]
+
+    @property
+    def pages(self) -> Iterator[SourcePage]:
+        return iter(self.reader)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def open_source(scope: RunScope, spec: TaskSpecView) -> OpenedSource:
+    """Load the task's checkpoint and start reading its source from there, in the background."""
+    checkpoint = scope.state.checkpoints.load(spec.template, spec.task, spec.company)
+    cursor = None if scope.mode == "full" else checkpoint.cursor
+    return OpenedSource(checkpoint, cursor, ReadAhead(spec.source.read(cursor, spec.company)).start())
+
+
 class TaskPipeline:
     """Runs one task for one company inside a run scope (lock, budget, counters, report)."""
 
@@ -85,23 +108,31 @@ class TaskPipeline:
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def run(self) -> TaskResult:
+    def run(self, opened: OpenedSource | None = None) -> TaskResult:
+        """Read, map and write every page, then retry what is due and save the checkpoint.
+
+        ``opened``: this task's source, opened (and its first page fetched) by the runner while
+        the previous task was still writing; opened here otherwise.
+        """
         scope, spec = self.scope, self.spec
-        checkpoint = scope.state.checkpoints.load(spec.template, spec.task, spec.company)
-        cursor = None if scope.mode == "full" else checkpoint.cursor
+        source = opened if opened is not None else open_source(scope, spec)
+        checkpoint, cursor = source.checkpoint, source.cursor
         result = TaskResult(spec.task, spec.company, checkpoint.cursor, None)
         self._empty_at_start = None if cursor is None else False
         completed_cursor: str | None = None
-        # the next page is read while this one is mapped and written (see readahead.py)
-        for page in read_ahead(spec.source.read(cursor, spec.company)):
-            scope.guard()
-            if page.restarted and not result.restarted:
-                result.restarted = True
-                result.notes.append("change token expired: full re-read, compared by hash")
-            self.process_rows(page.rows)
-            self.process_deletes(page.deleted_ids)
-            if page.cursor is not None:
-                completed_cursor = page.cursor
+        try:
+            # the next page is read while this one is mapped and written (see readahead.py)
+            for page in source.pages:
+                scope.guard()
+                if page.restarted and not result.restarted:
+                    result.restarted = True
+                    result.notes.append("change token expired: full re-read, compared by hash")
+                self.process_rows(page.rows)
+                self.process_deletes(page.deleted_ids)
+                if page.cursor is not None:
+                    completed_cursor = page.cursor
+        finally:
+            source.close()
         scope.guard()
         self.retry_due()
         if completed_cursor is not None and not scope.dry_run:

@@ -47,6 +47,7 @@ class ReadAhead(Generic[T]):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
         self._started = False
+        self._iterated = False
 
     def _put(self, item: T | _Done | _Failed) -> bool:
         while not self._stop.is_set():
@@ -70,11 +71,25 @@ class ReadAhead(Generic[T]):
             if close is not None and self._stop.is_set():
                 close()
 
+    def start(self) -> ReadAhead[T]:
+        """Begin fetching now (before the first page is asked for); idempotent."""
+        if not self._thread.is_alive() and not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop fetching: the producer ends after the request it is in and closes the source."""
+        self._stop.set()
+
     def __iter__(self) -> Iterator[T]:
-        if self._started:
+        if self._iterated:
             raise RuntimeError("a ReadAhead is iterated once")
-        self._started = True
-        self._thread.start()
+        self._iterated = True
+        self.start()
+        return self._pages_in_order()
+
+    def _pages_in_order(self) -> Iterator[T]:
         try:
             while True:
                 item = self._queue.get()

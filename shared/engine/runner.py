@@ -19,7 +19,7 @@ from typing import Any
 from shared.engine.companies import OWNING_BUSINESS_UNIT, CompanyRouter
 from shared.engine.counts import RunCounts
 from shared.engine.filters import Predicate, compile_filter
-from shared.engine.pipeline import TaskPipeline, TaskResult, TaskSpecView
+from shared.engine.pipeline import OpenedSource, TaskPipeline, TaskResult, TaskSpecView, open_source
 from shared.engine.ports import Source, Target
 from shared.engine.references import ReferenceCache, RunResolver, SyncedRecords, SyncedTask
 from shared.engine.scope import RunScope
@@ -238,10 +238,24 @@ class SyncEngine:
                 counts=counts,
             )
             router = CompanyRouter(self.settings, scope.resolver.for_company(self.settings.default_company))
-            for task in mapping.tasks:
-                for company in companies:
-                    view = self._task_view(template, mapping, task, company, clients, router)
-                    tasks.append(TaskPipeline(scope, view).run())
+            views = [
+                self._task_view(template, mapping, task, company, clients, router)
+                for task in mapping.tasks
+                for company in companies
+            ]
+            # Each task's source is opened (its first page fetched) while the task before it is
+            # still writing, so the target is not left idle while the next task starts reading.
+            opened: list[OpenedSource] = []
+            try:
+                if views:
+                    opened.append(open_source(scope, views[0]))
+                for index, view in enumerate(views):
+                    if index + 1 < len(views):
+                        opened.append(open_source(scope, views[index + 1]))
+                    tasks.append(TaskPipeline(scope, view).run(opened[index]))
+            finally:
+                for source in opened:  # a run that stops early stops every reader it started
+                    source.close()
             if counts.failed:
                 status = "partial"
                 message = f"{counts.failed} record(s) failed; see GET /api/errors/{template.name}"

@@ -66,3 +66,21 @@ def test_stopping_early_stops_the_reader_and_closes_the_source() -> None:
     assert len(produced) <= 3  # the current page, one ahead, and at most one in flight
     with pytest.raises(RuntimeError, match="once"):
         iter(ahead).__next__()
+
+
+def test_start_fetches_before_the_first_page_is_asked_for_and_close_stops_an_unread_source() -> None:
+    first_fetched = threading.Event()
+    closed = threading.Event()
+
+    def pages() -> Iterator[int]:
+        try:
+            first_fetched.set()
+            yield 0
+            yield 1
+        finally:
+            closed.set()
+
+    ahead = ReadAhead(pages()).start()  # the runner opens the next task's source this way
+    assert first_fetched.wait(5.0)
+    ahead.close()  # the run stopped before that task began: nothing must linger
+    assert closed.wait(5.0)
