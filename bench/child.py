@@ -6,9 +6,9 @@ and a 200,000-record run starts from the same empty heap as a 20,000-record one.
 
 Job kinds:
 - ``product``: ``SyncEngine.run(template, mode=...)`` against the sandbox, state under ``prefix``.
-  Each entry of ``tasks`` (one per task and company) carries that task's own ``counts`` (read,
-  written, unchanged, deferred, ..., and ``skipped``: read but not selected), measured around
-  each task pipeline, since the run outcome only reports run totals.
+  Each entry of ``tasks`` (one per task and company) carries that task's own ``counts`` as the
+  engine reports them (read, written, unchanged, deferred, ...), plus ``skipped``: read but not
+  selected by the template's rules.
 - ``naive``: ``bench.naive.NaiveSync`` (one request per record, sequential).
 - ``parse``: the floor for CPU per record: parse the source JSON pages and serialize every target row,
   nothing else (the CPU target is "≤ 3× this").
@@ -53,38 +53,6 @@ def _profiler(path: str | None) -> Any:
     return Profiler(interval=0.005)
 
 
-def _count_tasks() -> tuple[list[dict[str, Any]], Any]:
-    """Record each task pipeline's counts (a delta of the run's counters around its ``run``).
-
-    The engine runs one pipeline per task and company, one after another, so the delta of the
-    shared run counters is that task's. Returns (records, undo).
-    """
-    from shared.engine import runner
-
-    original = runner.TaskPipeline
-    records: list[dict[str, Any]] = []
-
-    class CountedPipeline(original):  # type: ignore[misc, valid-type]
-        def run(self) -> Any:
-            before = self.scope.counts.as_dict()
-            try:
-                return super().run()
-            finally:
-                after = self.scope.counts.as_dict()
-                delta = {k: after[k] - before.get(k, 0) for k in after}
-                delta["skipped"] = delta["read"] - sum(
-                    delta[k] for k in ("written", "unchanged", "failed", "deferred") if k in delta
-                )
-                records.append({"task": self.spec.task, "company": self.spec.company, "counts": delta})
-
-    runner.TaskPipeline = CountedPipeline
-
-    def undo() -> None:
-        runner.TaskPipeline = original
-
-    return records, undo
-
-
 def run_product(job: dict[str, Any]) -> dict[str, Any]:
     from shared.engine import SyncEngine
     from shared.settings import Settings
@@ -96,18 +64,19 @@ def run_product(job: dict[str, Any]) -> dict[str, Any]:
     )
     state.ensure()
     engine = SyncEngine(settings, state)
-    per_task, undo = _count_tasks()
     # Only the run is timed: settings, catalogue and table creation are one-off start-up costs.
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    try:
-        outcome = engine.run(job["template"], trigger="cli", mode=job.get("mode", "incremental"))
-    finally:
-        undo()
+    outcome = engine.run(job["template"], trigger="cli", mode=job.get("mode", "incremental"))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    tasks = [dict(t) for t in outcome.tasks]
-    for entry, counted in zip(tasks, per_task, strict=False):
-        if (entry.get("task"), entry.get("company")) == (counted["task"], counted["company"]):
-            entry.setdefault("counts", counted["counts"])
+    tasks = []
+    for task in outcome.tasks:  # each task's counts, plus what its selection rules left out
+        entry = dict(task)
+        counts = dict(entry.get("counts") or {})
+        if counts:
+            settled = sum(counts.get(k, 0) for k in ("written", "unchanged", "failed", "deferred"))
+            counts["skipped"] = counts.get("read", 0) - settled
+        entry["counts"] = counts
+        tasks.append(entry)
     return {
         "wall_s": wall,
         "cpu_s": cpu,

@@ -65,6 +65,8 @@ class TaskResult:
     cursor_after: str | None
     restarted: bool = False
     notes: list[str] = field(default_factory=list)
+    #: this task's share of the run's counters (read, written, unchanged, failed, deferred, ...)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,6 +120,7 @@ class TaskPipeline:
         source = opened if opened is not None else open_source(scope, spec)
         checkpoint, cursor = source.checkpoint, source.cursor
         result = TaskResult(spec.task, spec.company, checkpoint.cursor, None)
+        counts_before = scope.counts.as_dict()
         self._empty_at_start = None if cursor is None else False
         completed_cursor: str | None = None
         try:
@@ -141,6 +144,7 @@ class TaskPipeline:
             checkpoint.updated_at = scope.now()
             scope.state.checkpoints.save(checkpoint)
         result.cursor_after = completed_cursor if completed_cursor is not None else checkpoint.cursor
+        result.counts = {k: v - counts_before.get(k, 0) for k, v in scope.counts.as_dict().items()}
         return result
 
     # -- one page -------------------------------------------------------------------------------

@@ -305,6 +305,7 @@ class SyncEngine:
                     "cursor_after": _short(t.cursor_after),
                     "restarted": t.restarted,
                     "notes": t.notes,
+                    "counts": t.counts,
                 }
                 for t in tasks
             ],
