@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,7 +112,7 @@ class CrosswalkStore:
                     found[entry.source_key] = entry
         return found
 
-    def _lookup(self, partition_of: Any, values: Sequence[str]) -> list[list[Any]]:
+    def _lookup(self, partition_of: Callable[[str], str], values: Sequence[str]) -> list[list[Any]]:
         """Rows whose RowKey is one of ``values`` (encoded here), one query per partition and 14 keys,
         sent concurrently."""
         by_partition: dict[str, list[str]] = defaultdict(list)
@@ -143,7 +143,7 @@ class CrosswalkStore:
         )
 
     def _via_index(
-        self, partition_of: Any, pair: str, company: str, values: Sequence[str], prop: str
+        self, partition_of: Callable[[str], str], pair: str, company: str, values: Sequence[str], prop: str
     ) -> dict[str, CrosswalkEntry]:
         """Look values up in an index partition, then trust only rows their forward row agrees with."""
         unique = list(dict.fromkeys(v for v in values if v))
