@@ -137,9 +137,9 @@ def upsert_transaction(
     # `_client` is the SDK's generated service client: its pipeline signs and retries the request
     # exactly as the SDK's own submit_transaction does.
     response = table._client.send_request(request, stream=True)
+    content = response.read()  # streamed (the SDK's content policy cannot decode multipart)
     if response.status_code != 202:
         raise HttpResponseError(response=response, message=f"table transaction: HTTP {response.status_code}")
-    content = response.read()
     statuses = _STATUS_LINE.findall(content)
     if len(statuses) == len(entities) and all(status.startswith(b"2") for status in statuses):
         return  # the common case, without framing every part

@@ -74,3 +74,9 @@ def test_naive_datetimes_and_unknown_types_are_refused() -> None:
         entity_json({"PartitionKey": "p", "RowKey": "r", "D": datetime(2026, 1, 1)})
     with pytest.raises(TypeError, match="bytes"):
         entity_json({"PartitionKey": "p", "RowKey": "r", "X": b"raw"})
+
+
+def test_a_missing_table_is_a_clear_failure(azurite_connection_string: str) -> None:
+    missing = TableClient.from_connection_string(azurite_connection_string, "nosuchtable")
+    with pytest.raises(TransactionFailed, match="TableNotFound"):
+        upsert_transaction(missing, [{"PartitionKey": "p", "RowKey": "r"}])
