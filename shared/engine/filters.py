@@ -8,8 +8,9 @@ evaluator serves F&O snapshot reads, so a rule means the same thing whichever si
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
+
+from shared.engine.values import as_decimal
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -28,16 +29,11 @@ class Condition(Protocol):
 
 
 def _comparable(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float | Decimal):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return value.casefold()
-    return value
+    """Numbers (and numeric text) as Decimals, other text case-folded, anything else as it is."""
+    number = as_decimal(value)
+    if number is not None:
+        return number
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _equal(left: Any, right: Any) -> bool:

@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 
-def _number(value: Any) -> Decimal | None:
+def as_decimal(value: Any) -> Decimal | None:
+    """A number, or numeric text, as a Decimal; None for anything else (booleans included)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float | Decimal):
@@ -33,7 +34,7 @@ def same_value(current: Any, new: Any) -> bool:
     # numeric comparison only when one side is a number: "01234" and "1234" are different zip codes
     numeric = (int, float, Decimal)
     if isinstance(current, numeric) or isinstance(new, numeric):
-        a, b = _number(current), _number(new)
+        a, b = as_decimal(current), as_decimal(new)
         return a is not None and b is not None and a.is_finite() and a == b
     if isinstance(current, str) and isinstance(new, str):
         if current == new:
