@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.dataverse import DataverseClient, DataverseWrite
@@ -30,16 +30,8 @@ class FinOpsTarget:
         ]
 
     def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
-        results: list[WriteResult] = []
+        results = _delete_each(requests, lambda r: self.client.delete(self.entity_set, r.target_key))
         updates = [r for r in requests if r.action == "deactivate"]
-        for req in requests:
-            if req.action != "delete":
-                continue
-            try:
-                self.client.delete(self.entity_set, req.target_key)
-                results.append(WriteResult(req.source_key, True, req.target_id, False))
-            except SyncError as exc:
-                results.append(WriteResult(req.source_key, False, req.target_id, False, exc))
         if updates:
             writes = [FinOpsWrite(r.source_key, r.target_key, r.payload, exists=True) for r in updates]
             for o in self.client.write(self.entity_set, writes):
@@ -141,17 +133,12 @@ class DataverseTarget:
 
     def retire(self, requests: Sequence[RetireRequest]) -> list[WriteResult]:
         """Deletes one by one (rare); deactivations as one bulk upsert of the state payload."""
-        results: list[WriteResult] = []
-        updates: list[DataverseWrite] = []
-        for req in requests:
-            if req.action == "deactivate":
-                updates.append(DataverseWrite(req.source_key, req.target_id, dict(req.payload)))
-                continue
-            try:
-                self.client.delete(self.entity_set, req.target_id)
-                results.append(WriteResult(req.source_key, True, req.target_id, False))
-            except SyncError as exc:
-                results.append(WriteResult(req.source_key, False, req.target_id, False, exc))
+        results = _delete_each(requests, lambda r: self.client.delete(self.entity_set, r.target_id))
+        updates = [
+            DataverseWrite(r.source_key, r.target_id, dict(r.payload))
+            for r in requests
+            if r.action == "deactivate"
+        ]
         if updates:
             outcomes = self.client.upsert_many(
                 self.table, self.entity_set, updates, supports_multiple=self.supports_multiple
@@ -172,6 +159,23 @@ class DataverseTarget:
                     if key is not None:
                         rows[key] = row
         return rows
+
+
+def _delete_each(
+    requests: Sequence[RetireRequest], delete: Callable[[RetireRequest], object]
+) -> list[WriteResult]:
+    """The `delete` requests, one by one (deletes are rare); a refusal stays with its record."""
+    results: list[WriteResult] = []
+    for req in requests:
+        if req.action != "delete":
+            continue
+        try:
+            delete(req)
+        except SyncError as exc:
+            results.append(WriteResult(req.source_key, False, req.target_id, False, exc))
+            continue
+        results.append(WriteResult(req.source_key, True, req.target_id, False))
+    return results
 
 
 def _mapped_id(record: PlannedWrite, primary_id: str) -> str | None:
