@@ -537,14 +537,8 @@ def test_two_way_no_echo_and_writes_settle_within_two_cycles(product: Product) -
     assert fo_mine is not None and fo_mine["CustomersOrderReference"] == "Renamed in Sales"
 
 
-@needs_orders_to_fno
-def test_conflicts_follow_ownership(product: Product) -> None:
-    """Both sides change the same order between runs: F&O wins once confirmed, Sales before."""
-    seed(product)
-    cycle(product)
-    mine = activated_sales_orders(product)
-    confirm_in_fno(product, mine[0])
-    cycle(product)
+def edit_both_sides(product: Product, mine: list[str]) -> None:
+    """Conflicting edits between two cycles on a confirmed order and on a Sales-owned one."""
     # confirmed order: Sales edits the name, F&O moves the status on -> F&O's version everywhere
     product.sandbox.dataverse.update(
         "salesorders",
@@ -561,6 +555,17 @@ def test_conflicts_follow_ownership(product: Product) -> None:
     product.sandbox.finops.update(
         HEADERS, {"dataAreaId": "usmf", "SalesOrderNumber": mine[1]}, {"CustomersOrderReference": "F&O edit"}
     )
+
+
+@needs_orders_to_fno
+def test_conflicts_follow_ownership(product: Product) -> None:
+    """Both sides change the same order between runs: F&O wins once confirmed, Sales before."""
+    seed(product)
+    cycle(product)
+    mine = activated_sales_orders(product)
+    confirm_in_fno(product, mine[0])
+    cycle(product)
+    edit_both_sides(product, mine)
     cycle(product)
     confirmed = sales_order(product, mine[0])
     assert confirmed["name"] == f"Confirmed {mine[0]}"
@@ -603,20 +608,7 @@ def test_losing_change_of_a_conflict_is_recorded(product: Product) -> None:
     mine = activated_sales_orders(product)
     confirm_in_fno(product, mine[0])
     cycle(product)
-    product.sandbox.dataverse.update(
-        "salesorders",
-        sales_order(product, mine[0])["salesorderid"],
-        {"name": "Edited in Sales after confirmation"},
-    )
-    product.sandbox.finops.update(
-        HEADERS, {"dataAreaId": "usmf", "SalesOrderNumber": mine[0]}, {"SalesOrderProcessingStatus": "Picked"}
-    )
-    product.sandbox.dataverse.update(
-        "salesorders", sales_order(product, mine[1])["salesorderid"], {"name": "Sales edit"}
-    )
-    product.sandbox.finops.update(
-        HEADERS, {"dataAreaId": "usmf", "SalesOrderNumber": mine[1]}, {"CustomersOrderReference": "F&O edit"}
-    )
+    edit_both_sides(product, mine)
     to_fno = product.run("orders-to-fno")
     to_sales = product.run("orders-to-sales")
     lost = [
