@@ -14,6 +14,7 @@ import pytest
 from shared.dataverse import DataverseClient, DataverseWrite, DeltaPage
 from shared.http import AdaptiveLimiter, RequestMetrics, RetryPolicy, ServiceHttp, TimeBudget
 from shared.odata.errors import AuthFailed, RecordRejected, SyncError, Transient
+from tests.unit.concurrency import InFlight
 
 BASE = "https://org.crm.dynamics.com/api/data/v9.2"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -428,26 +429,15 @@ def test_a_delta_link_on_a_page_that_is_not_the_last_is_not_checkpointed() -> No
 
 
 def test_upsert_many_sends_chunks_concurrently_up_to_the_limiter_maximum() -> None:
-    import threading
-    import time
-
-    lock = threading.Lock()
-    in_flight = 0
-    peak = 0
+    service = InFlight()
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.05)
-        with lock:
-            in_flight -= 1
-        return httpx.Response(204)
+        with service.serving():
+            return httpx.Response(204)
 
     client, http = client_for(handler, bulk_size=1)
     out = client.upsert_many("account", "accounts", writes(12), supports_multiple=True)
     assert [o.source_key for o in out] == [w.source_key for w in writes(12)]  # input order kept
     assert all(o.ok for o in out)
     assert http.kinds == ["bulk"] * 12
-    assert 2 <= peak <= 4  # concurrent, but never beyond AdaptiveLimiter(4)
+    assert 2 <= service.peak <= 4  # concurrent, but never beyond AdaptiveLimiter(4)

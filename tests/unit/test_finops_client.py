@@ -15,6 +15,7 @@ from shared.finops import FinOpsClient, FinOpsWrite, key_text
 from shared.http import AdaptiveLimiter, RequestMetrics, RetryPolicy, ServiceHttp, TimeBudget
 from shared.odata.errors import AuthFailed, RecordRejected, Transient
 from shared.odata.filters import F
+from tests.unit.concurrency import InFlight
 
 BASE = "https://contoso.operations.dynamics.com/data"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -358,29 +359,18 @@ def test_validation_error_is_reported_not_retried() -> None:
 
 
 def test_write_sends_batches_concurrently_and_a_run_level_error_stops_the_write() -> None:
-    import threading
-    import time
-
-    lock = threading.Lock()
-    in_flight = 0
-    peak = 0
+    service = InFlight()
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.05)
-        with lock:
-            in_flight -= 1
-        return batch_response([(204, None, op["content_id"]) for op in parse_batch_request(request)])
+        with service.serving():
+            return batch_response([(204, None, op["content_id"]) for op in parse_batch_request(request)])
 
     client, http = client_for(handler, batch_size=1)
     records = [customer(f"C{n}", exists=True) for n in range(10)]
     out = client.write("CustomersV3", records)
     assert [o.source_key for o in out] == [r.source_key for r in records]
     assert all(o.ok for o in out) and http.kinds == ["batch"] * 10
-    assert 2 <= peak <= 4
+    assert 2 <= service.peak <= 4
 
     def denied(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"Message": "Authorization has been denied for this request."})
