@@ -86,13 +86,11 @@ def _same(actual: Any, wanted: Any) -> bool:
     return bool(actual == wanted)
 
 
-def assert_golden(product: Product, accounts: list[dict[str, Any]]) -> None:
-    sb = product.sandbox
-    currency_by_id = {
-        r["transactioncurrencyid"]: r["isocurrencycode"] for r in sb.dataverse.rows("transactioncurrencies")
-    }
-    customers = {r["CustomerAccount"]: r for r in sb.finops.rows("CustomersV2", company=COMPANY)}
-    assert len(customers) == len(accounts)
+def customer_mismatches(
+    accounts: list[dict[str, Any]], customers: dict[str, dict[str, Any]], currency_by_id: dict[str, str]
+) -> list[str]:
+    """Every account without its customer, and every customer field that is not what the template
+    writes for its account."""
     mismatches: list[str] = []
     for account in accounts:
         customer = customers.get(account["accountnumber"])
@@ -102,6 +100,17 @@ def assert_golden(product: Product, accounts: list[dict[str, Any]]) -> None:
         for name, wanted in expected_customer(account, currency_by_id).items():
             if not _same(customer.get(name), wanted):
                 mismatches.append(f"{account['accountnumber']}.{name}: {customer.get(name)!r} != {wanted!r}")
+    return mismatches
+
+
+def assert_golden(product: Product, accounts: list[dict[str, Any]]) -> None:
+    sb = product.sandbox
+    currency_by_id = {
+        r["transactioncurrencyid"]: r["isocurrencycode"] for r in sb.dataverse.rows("transactioncurrencies")
+    }
+    customers = {r["CustomerAccount"]: r for r in sb.finops.rows("CustomersV2", company=COMPANY)}
+    assert len(customers) == len(accounts)
+    mismatches = customer_mismatches(accounts, customers, currency_by_id)
     assert not mismatches, "\n".join(mismatches[:30])
 
 

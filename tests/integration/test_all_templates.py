@@ -35,8 +35,7 @@ from shared.settings import Settings
 from shared.state import ErrorRecord, StateStore
 from shared.templates import TEMPLATE_NAMES, run_order
 from tests.fixtures.product import Product
-from tests.integration.test_accounts_sync import _same as same_customer_field
-from tests.integration.test_accounts_sync import expected_customer
+from tests.integration.test_accounts_sync import customer_mismatches
 from tests.integration.test_contacts_sync import assert_contact_persons, assert_person_customers
 from tests.integration.test_invoices_sync import INV_HEADERS
 from tests.integration.test_invoices_sync import assert_golden as assert_invoices_golden
@@ -329,15 +328,7 @@ def test_accounts_are_customers(world: World) -> None:
     }
     customers = {r["CustomerAccount"]: r for r in sb.finops.rows("CustomersV2", company="usmf")}
     accounts = [a for a in sb.dataverse.rows("accounts") if a["accountnumber"] != BAD_ACCOUNT]
-    problems: list[str] = []
-    for account in accounts:
-        customer = customers.get(account["accountnumber"])
-        if customer is None:
-            problems.append(f"{account['accountnumber']}: no customer")
-            continue
-        for name, wanted in expected_customer(account, currency_by_id).items():
-            if not same_customer_field(customer.get(name), wanted):
-                problems.append(f"{account['accountnumber']}.{name}: {customer.get(name)!r} != {wanted!r}")
+    problems = customer_mismatches(accounts, customers, currency_by_id)
     assert BAD_ACCOUNT not in customers
     assert not problems, "\n".join(problems[:30])
 
