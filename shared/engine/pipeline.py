@@ -88,13 +88,13 @@ class SeenKeys:
         return int.from_bytes(raw, "big")
 
     def add(self, key: str, source_id: str) -> None:
-        packed: int | str = source_id
         try:
-            number = uuid.UUID(source_id).int
+            parsed: uuid.UUID | None = uuid.UUID(source_id)
         except ValueError:
-            number = None
-        if number is not None and str(uuid.UUID(int=number)) == source_id:
-            packed = number  # canonical GUID text comes back exactly from its integer
+            parsed = None
+        packed: int | str = source_id
+        if parsed is not None and str(parsed) == source_id:
+            packed = parsed.int  # only canonical GUID text comes back exactly from its integer
         self._ids[self._digest(key)] = packed
 
     def first_id(self, key: str) -> str | None:
