@@ -222,7 +222,8 @@ def bench_product(
     for name, mode in plan:
         changed = wl.change(sb, 0.01) if name == "incremental" else None
         sb.log.reset()
-        profile = str(ctx.profile_dir / f"{wl.template}-{size}-{name}.txt") if ctx.profile_dir else None
+        suffix = os.environ.get("P2C_BENCH_PROFILE_SUFFIX", ".txt")  # ".pstats": cProfile self times
+        profile = str(ctx.profile_dir / f"{wl.template}-{size}-{name}{suffix}") if ctx.profile_dir else None
         job = {"kind": "product", "env": ctx.env, "prefix": prefix, "template": wl.template, "mode": mode}
         if profile and name == "initial":
             job["profile"] = profile

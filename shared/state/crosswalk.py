@@ -2,7 +2,8 @@
 
 Forward rows: partition = ``pair|company|bucket``, row = source key. They answer "does this
 record exist in the target, and did its mapped payload change?" for a whole page at once, so reads
-are batched look-ups inside one partition — never a table scan. Reverse rows (partition
+are batched look-ups inside one partition, or a scan of the pair and company's own partitions when
+they are small enough to cost fewer requests than the look-ups; never a scan of the table. Reverse rows (partition
 ``rev|pair|company|bucket``, row = target key) answer "which source record owns this target key?"
 and origin rows (``org|…``, row = the source record's own id) "which record has this id?"; they
 are written by the same call and verified against the forward row on read, so an index row left
@@ -13,14 +14,16 @@ the row key. A Table Storage partition is served by one server and has its own t
 (about 2,000 entities/s), and a look-up of 14 keys joined by ``or`` is a scan of its partition, so
 one partition per pair would cap an initial load and make every look-up cost grow with the table.
 Azurite shows the same shape more sharply: an upsert scans its partition, which made crosswalk
-writes quadratic in the partition size.
+writes quadratic in the partition size. Why only 16: a transaction and a key query each cover one
+partition, so every bucket more is more (small) requests per page of records; at 64 buckets the
+Table requests were most of a run's CPU (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +34,7 @@ from azure.data.tables import TableClient
 
 from shared.state._props import get_text, put_text, read_dt, utc
 from shared.state.keys import compose_key, encode_key
+from shared.state.queries import keys_filter, query_pages, range_filter
 from shared.state.transactions import upsert_transaction
 
 #: Table transactions take at most 100 operations, all in one partition.
@@ -42,19 +46,51 @@ PAYLOAD_PARTS = 3
 PAYLOAD_MAX_CHARS = PAYLOAD_PARTS * 16384
 #: Parallel look-up queries per get_many call.
 QUERY_WORKERS = 8
+#: A look-up needing this many key queries scans the family instead, if it is small (`_lookup`).
+SCAN_MIN_QUERIES = 8
+#: Key queries one scanned page must replace to be worth reading.
+QUERIES_PER_SCANNED_PAGE = 4
+#: Rows per scanned page (the service's largest page).
+SCAN_PAGE_ROWS = 1000
 #: Partitions per pair, company and row kind. Part of the stored layout: changing it hides every
 #: row written before (they would be found in no bucket), so it is a constant, not a setting.
-BUCKETS = 64
+BUCKETS = 16
+
+
+def _bucket(row_key: str) -> int:
+    return zlib.crc32(row_key.encode("utf-8")) % BUCKETS
 
 
 def bucket_of(row_key: str) -> str:
     """The bucket of an (encoded) row key: two hex digits, stable across processes and versions."""
-    return f"{zlib.crc32(row_key.encode('utf-8')) % BUCKETS:02x}"
+    return f"{_bucket(row_key):02x}"
+
+
+def _partitions(*parts: str) -> list[str]:
+    """The partitions of one row kind of a pair and company, in key order (bucket 00 first)."""
+    return [compose_key(*parts, f"{b:02x}") for b in range(BUCKETS)]
 
 
 def forward_partitions(pair: str, company: str) -> list[str]:
     """Every partition holding forward rows of a pair and company (for scans and test judges)."""
-    return [compose_key(pair, company, f"{b:02x}") for b in range(BUCKETS)]
+    return _partitions(pair, company)
+
+
+def _query_count(keys: Sequence[tuple[str, str]]) -> int:
+    """Key queries needed for (partition, row) keys: 14 row keys per partition per query."""
+    per_partition: dict[str, int] = defaultdict(int)
+    for pk, _ in keys:
+        per_partition[pk] += 1
+    return sum(-(-n // KEYS_PER_QUERY) for n in per_partition.values())
+
+
+def _settled(key: tuple[str, str], last: tuple[str, str]) -> bool:
+    """Whether a scan that read up to ``last`` has seen ``key``'s row, if it exists.
+
+    The service orders keys by UTF-16 code units and Python strings by code points; they agree
+    below U+D800, so a key with a higher character is never taken as settled by a partial scan.
+    """
+    return key <= last and all(max(part, default=" ") < "\ud800" for part in (*key, *last))
 
 
 def _chunks(keys: Sequence[str], size: int) -> list[list[str]]:
@@ -83,6 +119,8 @@ class CrosswalkStore:
         self.table = table
         #: (partition, row) of reverse-index markers known to exist (checked once per store)
         self._indexed: set[tuple[str, str]] = set()
+        #: Partition families (by first partition) a scan found too large to read for a look-up
+        self._large_families: set[str] = set()
 
     @staticmethod
     def _pk(pair: str, company: str, row_key: str) -> str:
@@ -105,25 +143,69 @@ class CrosswalkStore:
             return {}
         wanted = set(unique)
         found: dict[str, CrosswalkEntry] = {}
-        for rows in self._lookup(lambda rk: self._pk(pair, company, rk), unique):
-            for row in rows:
-                entry = _entry(row)
-                if entry.source_key in wanted:
-                    found[entry.source_key] = entry
+        for row in self._lookup(forward_partitions(pair, company), unique):
+            entry = _entry(row)
+            if entry.source_key in wanted:
+                found[entry.source_key] = entry
         return found
 
-    def _lookup(self, partition_of: Callable[[str], str], values: Sequence[str]) -> list[list[Any]]:
-        """Rows whose RowKey is one of ``values`` (encoded here), one query per partition and 14 keys,
-        sent concurrently."""
-        by_partition: dict[str, list[str]] = defaultdict(list)
+    def _lookup(self, family: Sequence[str], values: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of a partition family (one row kind of a pair and company) whose RowKey is one of
+        ``values`` (encoded here).
+
+        Key queries take 14 keys each, so a page's worth of look-ups is dozens of queries. When
+        there are many, the family is scanned instead, in key order and at most a quarter as many
+        pages as the queries it replaces: a small family (the usual case while an initial load
+        builds it, or for a few thousand parents) is then read whole in a page or two. A scan
+        cut short by that budget still settles every key up to the last row it read; the rest
+        are queried by key, and the family is not scanned again by this store (it is large).
+        """
+        wanted: dict[tuple[str, str], None] = {}
         for value in values:
             rk = encode_key(value)
-            by_partition[partition_of(rk)].append(rk)
+            wanted[(family[_bucket(rk)], rk)] = None
+        found: list[dict[str, Any]] = []
+        remaining = list(wanted)
+        queries_needed = _query_count(remaining)
+        if queries_needed >= SCAN_MIN_QUERIES and family[0] not in self._large_families:
+            budget = max(1, queries_needed // QUERIES_PER_SCANNED_PAGE)
+            found, last = self._scan(family, wanted, budget)
+            if last is None:
+                return found
+            self._large_families.add(family[0])
+            remaining = [key for key in remaining if not _settled(key, last)]
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for pk, rk in remaining:
+            by_partition[pk].append(rk)
         queries = [(pk, chunk) for pk, rks in by_partition.items() for chunk in _chunks(rks, KEYS_PER_QUERY)]
-        if len(queries) == 1:
-            return [self._query_raw(*queries[0])]
+        if len(queries) <= 1:
+            return found + [row for query in queries for row in self._query_raw(*query)]
         with ThreadPoolExecutor(max_workers=min(QUERY_WORKERS, len(queries))) as pool:
-            return list(pool.map(lambda query: self._query_raw(*query), queries))
+            for rows in pool.map(lambda query: self._query_raw(*query), queries):
+                found.extend(rows)
+        return found
+
+    def _scan(
+        self, family: Sequence[str], wanted: Mapping[tuple[str, str], None], budget: int
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """The wanted rows among the family's first ``budget`` pages, and the last row read when
+        the family has more (None when it was read whole)."""
+        found: list[dict[str, Any]] = []
+        last: tuple[str, str] | None = None
+        members = set(family)
+        where = range_filter(family[0], family[-1])
+        for pages, page in enumerate(query_pages(self.table, where, per_page=SCAN_PAGE_ROWS), 1):
+            for row in page.rows:
+                key = (row["PartitionKey"], row["RowKey"])
+                if key in wanted and key[0] in members:
+                    found.append(row)
+            if page.rows:
+                last = (page.rows[-1]["PartitionKey"], page.rows[-1]["RowKey"])
+            if not page.more:
+                return found, None
+            if pages >= budget:
+                return found, last or ("", "")
+        return found, None
 
     def by_origin_many(self, pair: str, company: str, origins: Sequence[str]) -> dict[str, CrosswalkEntry]:
         """Entries by the source record's own id (e.g. a Dataverse GUID), verified on the forward row.
@@ -131,28 +213,24 @@ class CrosswalkStore:
         Child records name their parent by id (`_parentcustomerid_value`), while the parent's
         crosswalk is keyed by its natural key; the origin rows bridge the two without a scan.
         """
-        return self._via_index(lambda rk: self._org_pk(pair, company, rk), pair, company, origins, "Origin")
+        return self._via_index(_partitions("org", pair, company), pair, company, origins, "Origin")
 
     def by_target_many(
         self, pair: str, company: str, target_keys: Sequence[str]
     ) -> dict[str, CrosswalkEntry]:
         """Entries by their current target key (reverse rows, verified on the forward row)."""
         self.ensure_reverse_index(pair, company)
-        return self._via_index(
-            lambda rk: self._rev_pk(pair, company, rk), pair, company, target_keys, "TargetKey"
-        )
+        return self._via_index(_partitions("rev", pair, company), pair, company, target_keys, "TargetKey")
 
     def _via_index(
-        self, partition_of: Callable[[str], str], pair: str, company: str, values: Sequence[str], prop: str
+        self, family: Sequence[str], pair: str, company: str, values: Sequence[str], prop: str
     ) -> dict[str, CrosswalkEntry]:
         """Look values up in an index partition, then trust only rows their forward row agrees with."""
         unique = list(dict.fromkeys(v for v in values if v))
         if not unique:
             return {}
-        results = self._lookup(partition_of, unique)
-        source_by_value = {
-            str(e.get(prop, "")): str(e["SourceKey"]) for rows in results for e in rows if "SourceKey" in e
-        }
+        rows = self._lookup(family, unique)
+        source_by_value = {str(e.get(prop, "")): str(e["SourceKey"]) for e in rows if "SourceKey" in e}
         forward = self.get_many(pair, company, list(source_by_value.values()))
         attribute = "origin" if prop == "Origin" else "target_key"
         found: dict[str, CrosswalkEntry] = {}
@@ -162,14 +240,8 @@ class CrosswalkStore:
                 found[value] = entry
         return found
 
-    def _query_raw(self, pk: str, row_keys: Sequence[str]) -> list[Any]:
-        params: dict[str, Any] = {"pk": pk}
-        clauses = []
-        for index, rk in enumerate(row_keys):
-            params[f"k{index}"] = rk
-            clauses.append(f"RowKey eq @k{index}")
-        query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
-        return list(self.table.query_entities(query, parameters=params))
+    def _query_raw(self, pk: str, row_keys: Sequence[str]) -> list[dict[str, Any]]:
+        return [row for page in query_pages(self.table, keys_filter(pk, row_keys)) for row in page.rows]
 
     def get(self, pair: str, company: str, source_key: str) -> CrosswalkEntry | None:
         try:
@@ -226,15 +298,13 @@ class CrosswalkStore:
         """Forward rows of every bucket of one pair and company: one range query over the buckets."""
         partitions = forward_partitions(pair, company)
         wanted = set(partitions)
-        rows = self.table.query_entities(
-            "PartitionKey ge @lo and PartitionKey le @hi",
-            parameters={"lo": partitions[0], "hi": partitions[-1]},
-            select=[*select, "PartitionKey"] if select else None,
-            results_per_page=per_page,
-        )
-        for row in rows:
-            if row["PartitionKey"] in wanted:
-                yield row
+        where = range_filter(partitions[0], partitions[-1])
+        for page in query_pages(
+            self.table, where, select=[*select, "PartitionKey"] if select else None, per_page=per_page
+        ):
+            for row in page.rows:
+                if row["PartitionKey"] in wanted:
+                    yield row
 
     def iter(self, pair: str, company: str) -> Iterator[CrosswalkEntry]:
         """Every forward entry of one pair and company, streamed page by page."""

@@ -22,6 +22,7 @@ from shared.state.errors import ErrorStore
 from shared.state.lock import LEASE_SECONDS, RENEW_INTERVAL_SECONDS, RunLock
 from shared.state.reports import ReportStore
 from shared.state.runs import RunStore
+from shared.state.transport import storage_transport
 
 TABLES = ("checkpoints", "crosswalk", "runs", "errors")
 CONTAINERS = ("locks", "reports")
@@ -49,8 +50,8 @@ class StateStore:
     @classmethod
     def from_connection_string(cls, cs: str, *, prefix: str = "") -> StateStore:
         return cls(
-            TableServiceClient.from_connection_string(cs),
-            BlobServiceClient.from_connection_string(cs),
+            TableServiceClient.from_connection_string(cs, transport=storage_transport()),
+            BlobServiceClient.from_connection_string(cs, transport=storage_transport()),
             prefix=prefix,
         )
 
@@ -58,8 +59,16 @@ class StateStore:
     def from_account(cls, account: str, credential: Any, *, prefix: str = "") -> StateStore:
         """Identity-based access (needs Storage Table Data Contributor and Blob Data Contributor)."""
         return cls(
-            TableServiceClient(endpoint=f"https://{account}.table.core.windows.net", credential=credential),
-            BlobServiceClient(account_url=f"https://{account}.blob.core.windows.net", credential=credential),
+            TableServiceClient(
+                endpoint=f"https://{account}.table.core.windows.net",
+                credential=credential,
+                transport=storage_transport(),
+            ),
+            BlobServiceClient(
+                account_url=f"https://{account}.blob.core.windows.net",
+                credential=credential,
+                transport=storage_transport(),
+            ),
             prefix=prefix,
         )
 

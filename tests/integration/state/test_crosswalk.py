@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from shared.state import CrosswalkEntry, StateStore
+from shared.state import CrosswalkEntry, StateStore, crosswalk
 from shared.state.crosswalk import BUCKETS, KEYS_PER_QUERY, bucket_of
 
 pytestmark = pytest.mark.integration
@@ -104,7 +106,7 @@ def test_rows_spread_over_buckets_and_scans_see_all_of_them(state: StateStore) -
     state.crosswalk.put_many("spread", "usmf", entries)
     partitions = {e["PartitionKey"] for e in state.crosswalk.table.query_entities("RowKey ge 'B-'")}
     forward = {pk for pk in partitions if pk.startswith("spread|usmf|")}
-    assert len(forward) == BUCKETS  # 600 keys hit every one of the 64 buckets
+    assert len(forward) == BUCKETS  # 600 keys hit every bucket
     assert state.crosswalk.count("spread", "usmf") == 600
     assert state.crosswalk.count("spread", "demf") == 0
     assert {e.source_key for e in state.crosswalk.iter("spread", "usmf")} == {e.source_key for e in entries}
@@ -116,7 +118,7 @@ def test_rows_spread_over_buckets_and_scans_see_all_of_them(state: StateStore) -
 
 def test_bucket_of_is_stable() -> None:
     # part of the stored layout: a change would hide every row written before it
-    assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["31", "0b", "00"]
+    assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["01", "0b", "00"]
 
 
 def test_reverse_rows_are_optional_and_rebuilt_on_first_lookup_by_target(state: StateStore) -> None:
@@ -134,3 +136,80 @@ def test_reverse_rows_are_optional_and_rebuilt_on_first_lookup_by_target(state: 
     # from then on the writers keep it complete (the engine passes reverse=True for such tasks)
     state.crosswalk.put_many("lean", "usmf", [entry("R-100", 100)], reverse=True)
     assert state.crosswalk.by_target("lean", "usmf", "T-R-100") == entry("R-100", 100)
+
+
+class RequestCounter:
+    """Counts the GETs (query pages) the crosswalk's table client sends; each still reaches Azurite."""
+
+    def __init__(self, state: StateStore) -> None:
+        table = state.crosswalk.table
+        self.scans = 0
+        self.key_queries = 0
+        counter = self
+
+        class Counting:
+            def send_request(self, request: Any, **kwargs: Any) -> Any:
+                if request.method == "GET":
+                    if "PartitionKey%20ge%20" in request.url:
+                        counter.scans += 1
+                    else:
+                        counter.key_queries += 1
+                return table._client.send_request(request, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(table._client, name)
+
+        class Table:
+            _client = Counting()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(table, name)
+
+        state.crosswalk.table = Table()  # type: ignore[assignment]
+
+
+def _many_keys(state: StateStore, size: int) -> list[CrosswalkEntry]:
+    entries = [entry(f"S-{i:04d}", i) for i in range(size)]
+    state.crosswalk.put_many("scan", "usmf", entries)
+    state.crosswalk.put_many("scan", "demf", [entry("S-0001", 9999)])  # a neighbouring family
+    return entries
+
+
+def test_a_small_family_is_scanned_once_instead_of_many_key_queries(state: StateStore) -> None:
+    entries = _many_keys(state, 300)
+    counter = RequestCounter(state)
+    wanted = [e.source_key for e in entries[::2]] + ["S-MISSING"]
+    found = state.crosswalk.get_many("scan", "usmf", wanted)
+    assert (counter.scans, counter.key_queries) == (1, 0)
+    assert found == {e.source_key: e for e in entries[::2]}
+    origins = state.crosswalk.by_origin_many("scan", "usmf", [f"origin-{i}" for i in range(0, 300, 2)])
+    assert {v.source_key for v in origins.values()} == {e.source_key for e in entries[::2]}
+    assert (counter.scans, counter.key_queries) == (3, 0)  # the origin rows, then their forward rows
+
+
+def test_a_large_family_settles_what_the_scan_read_and_queries_the_rest(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = _many_keys(state, 300)
+    monkeypatch.setattr(crosswalk, "SCAN_PAGE_ROWS", 60)
+    monkeypatch.setattr(crosswalk, "QUERIES_PER_SCANNED_PAGE", 8)  # a budget of 2 pages of 60 rows
+    counter = RequestCounter(state)
+    wanted = [e.source_key for e in entries[::2]] + ["S-MISSING", "S-ZZZZ"]
+    found = state.crosswalk.get_many("scan", "usmf", wanted)
+    assert found == {e.source_key: e for e in entries[::2]}
+    assert counter.scans == 2
+    assert 0 < counter.key_queries < math.ceil(len(wanted) / KEYS_PER_QUERY) + BUCKETS
+    # the store now knows the family is large: the next look-up queries by key only
+    counter.scans = counter.key_queries = 0
+    assert state.crosswalk.get_many("scan", "usmf", wanted) == found
+    assert counter.scans == 0 and counter.key_queries >= crosswalk.SCAN_MIN_QUERIES
+
+
+def test_few_keys_are_queried_by_key(state: StateStore) -> None:
+    entries = _many_keys(state, 300)
+    counter = RequestCounter(state)
+    assert state.crosswalk.get_many("scan", "usmf", ["S-0001", "S-0002"]) == {
+        "S-0001": entries[1],
+        "S-0002": entries[2],
+    }
+    assert (counter.scans, counter.key_queries) == (0, 2 if bucket_of("S-0001") != bucket_of("S-0002") else 1)
