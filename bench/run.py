@@ -454,7 +454,10 @@ def evaluate(
         reads_note += f"; plus {other_idle_reads} reference-table read(s), not counted"
     product_rate = written / max(1e-9, initial["wall_s"])
     naive_rate = naive["initial"]["counts"]["written"] / max(1e-9, naive["initial"]["wall_s"])
-    cpu_per_record = initial["cpu_s"] / max(1, written)
+    # Both per record read: the yardstick parses every source record read (selected or not) and
+    # serializes the target rows, so dividing the product's CPU by records written would not be
+    # "the same records".
+    cpu_per_record = initial["cpu_s"] / max(1, int(initial["counts"].get("read", 0)))
     parse_records = max(1, product["parse"]["counts"]["read"])
     parse_per_record = product["parse"]["parse_cpu_s"] / parse_records
     targets = [
@@ -516,7 +519,7 @@ def evaluate(
             "measured": round(cpu_per_record / max(1e-12, parse_per_record), 1),
             "limit": 3,
             "met": cpu_per_record <= 3 * parse_per_record,
-            "note": f"{1e6 * cpu_per_record:.0f} µs vs {1e6 * parse_per_record:.1f} µs per record",
+            "note": f"{1e6 * cpu_per_record:.0f} µs vs {1e6 * parse_per_record:.1f} µs per record read",
         },
     ]
     return targets
