@@ -86,9 +86,17 @@ class MappingFailure:
     reason: str
 
 
+#: The hash's JSON form. One encoder for every record: `json.dumps` with options builds a new one
+#: per call. It holds no state between calls.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> Any:
     """JSON-ready, representation-independent form: 10, 10.0 and Decimal('10.00') hash alike."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:  # already canonical (most values)
+        return value
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, int | float | Decimal):
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
@@ -109,5 +117,4 @@ def _canonical(value: Any) -> Any:
 def record_hash(payload: dict[str, Any], target_key: dict[str, Any]) -> str:
     """sha256 of canonical JSON of payload + key; stable across processes (no hash seeds, sorted keys)."""
     document = {"key": _canonical(target_key), "payload": _canonical(payload)}
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_HASH_JSON.encode(document).encode("utf-8")).hexdigest()

@@ -97,6 +97,18 @@ class CompiledRule:
         self._folded = {k.casefold(): v for k, v in (self.value_map or {}).items()}
         self._has_default = "default" in self.rule.model_fields_set
         self._pass_if = re.compile(self.rule.pass_if) if self.rule.pass_if else None
+        # Decided once here rather than per record: `apply` runs for every field of every record.
+        self._has_value = "value" in self.rule.model_fields_set
+        self._required = bool(self.rule.required)
+        #: a copy: read one column, no transforms, maps, look-ups or binds (most rules)
+        self._plain = (
+            not self._has_value
+            and self.read is not None
+            and not self.transforms
+            and self.value_map is None
+            and self.rule.lookup is None
+            and self.rule.bind is None
+        )
 
     @property
     def has_truncate(self) -> bool:
@@ -104,12 +116,17 @@ class CompiledRule:
 
     def apply(self, row: Row, ctx: MapContext) -> tuple[bool, Any]:
         """(True, value) to write the value; (False, None) to leave the field out of the payload."""
-        if self.constant is not _MISSING:
+        if self.constant is not _MISSING:  # (set by the compiler after construction)
             return True, self.constant
         try:
-            value = self._value(row, ctx)
-            if value is _MISSING or (value is None and self.rule.required):
-                if self.rule.required:
+            if self._plain:
+                value = row.get(self.read)  # type: ignore[arg-type]
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    value = self._when_empty()
+            else:
+                value = self._value(row, ctx)
+            if value is _MISSING or (value is None and self._required):
+                if self._required:
                     raise TransformError(f"is required but {self.rule.source or 'the source'} is empty")
                 return False, None
             return True, self._typed(value)
@@ -129,10 +146,7 @@ class CompiledRule:
         return RuleFailure(self.rule.target, f"{self.rule.target}: {problem} [rule: {describe(self.rule)}]")
 
     def _value(self, row: Row, ctx: MapContext) -> Any:
-        if "value" in self.rule.model_fields_set:
-            value = self.rule.value
-        else:
-            value = row.get(self.read) if self.read is not None else None
+        value = self.rule.value if self._has_value else (row.get(self.read) if self.read else None)
         for _name, transform in self.transforms:
             value = transform(value, row)
         if is_empty(value):

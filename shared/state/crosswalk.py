@@ -3,11 +3,11 @@
 Forward rows: partition = ``pair|company|bucket``, row = source key. They answer "does this
 record exist in the target, and did its mapped payload change?" for a whole page at once, so reads
 are batched look-ups inside one partition, or a scan of the pair and company's own partitions when
-they are small enough to cost fewer requests than the look-ups; never a scan of the table. Reverse rows (partition
-``rev|pair|company|bucket``, row = target key) answer "which source record owns this target key?"
-and origin rows (``org|…``, row = the source record's own id) "which record has this id?"; they
-are written by the same call and verified against the forward row on read, so an index row left
-behind by a re-keyed record is never trusted.
+they are small enough to cost fewer requests than the look-ups; never a scan of the table.
+Reverse rows (partition ``rev|pair|company|bucket``, row = target key) answer "which source
+record owns this target key?" and origin rows (``org|…``, row = the source record's own id)
+"which record has this id?"; they are written by the same call and verified against the forward
+row on read, so an index row left behind by a re-keyed record is never trusted.
 
 Why buckets: the rows of one pair and company are spread over ``BUCKETS`` partitions by a hash of
 the row key. A Table Storage partition is served by one server and has its own throughput target

@@ -71,24 +71,39 @@ def _edm(name: str, value: Any, out: dict[str, Any]) -> None:
         raise TypeError(f"property {name!r}: {type(value).__name__} values are not supported here")
 
 
+#: One encoder for every entity (`json.dumps` with options builds a new one per call); stateless.
+_ENTITY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def entity_json(entity: Mapping[str, Any]) -> bytes:
     """The request body of one entity."""
     out: dict[str, Any] = {}
     for name, value in entity.items():
-        _edm(name, value, out)
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if type(value) is str or type(value) is bool:  # most properties: no annotation needed
+            out[name] = value
+        else:
+            _edm(name, value, out)
+    return _ENTITY_JSON.encode(out).encode("utf-8")
 
 
 #: Characters `quote(…, safe="")` leaves as they are: most keys need no quoting at all.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+#: One character `quote(…, safe="")` would escape.
+_RESERVED = re.compile(r"[^A-Za-z0-9_.~-]")
 #: Status lines of the inner responses (a transaction answers one per operation when it succeeds).
 _STATUS_LINE = re.compile(rb"(?:^|\n)HTTP/1\.[01] (\d{3})")
 
 
+def _percent(match: re.Match[str]) -> str:
+    return quote(match.group(), safe="")
+
+
 def _key_literal(value: str) -> str:
+    """A key as it appears quoted in an operation's URL: `quote(…, safe="")` of the OData literal,
+    escaping only the characters that need it (keys are mostly plain, with a `|` or two)."""
     if _UNRESERVED.fullmatch(value):
         return value
-    return quote(value.replace("'", "''"), safe="")
+    return _RESERVED.sub(_percent, value.replace("'", "''"))
 
 
 def upsert_transaction(
@@ -111,10 +126,11 @@ def upsert_transaction(
     base = f"{table.url}/{table.table_name}"
     method = "MERGE" if merge else "PUT"
     headers = {"Content-Type": "application/json", "Accept": "application/json;odata=nometadata"}
+    entity_url = f"{base}(PartitionKey='{_key_literal(partition)}',RowKey='"
     operations = [
         BatchOperation(
             method=method,
-            url=f"{base}(PartitionKey='{_key_literal(e['PartitionKey'])}',RowKey='{_key_literal(e['RowKey'])}')",
+            url=f"{entity_url}{_key_literal(e['RowKey'])}')",
             headers=headers,
             body=entity_json(e),
             content_id=str(index),

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from sandbox.datagen import generate
-from shared.state.crosswalk import BUCKETS, KEYS_PER_QUERY
 from tests.fixtures.product import Product
 
 pytestmark = pytest.mark.integration
