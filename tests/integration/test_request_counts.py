@@ -8,12 +8,12 @@ else, and a full snapshot of unchanged data must write nothing (hash skip).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 
 from sandbox.datagen import generate
 from tests.fixtures.product import Product
+from tests.fixtures.table_requests import count_queries
 
 pytestmark = pytest.mark.integration
 
@@ -58,42 +58,17 @@ def test_initial_idle_and_full_snapshot_request_counts(product: Product) -> None
     assert writes(product) == 0
 
 
-class QueryCounter:
-    """The crosswalk's TableClient, counting the query requests it sends (GETs through its
-    pipeline, each page of a query included); every request still reaches Azurite."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-        self.queries = 0
-        counter = self
-
-        class CountingClient:
-            def send_request(self, request: Any, **kwargs: Any) -> Any:
-                if request.method == "GET":
-                    counter.queries += 1
-                return table._client.send_request(request, **kwargs)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(table._client, name)
-
-        self._client = CountingClient()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-
 def test_initial_load_probes_the_empty_crosswalk_once_instead_of_per_page(product: Product) -> None:
     product.sandbox.load(generate(size=SIZE, seed=29, templates=["accounts"]))
     accounts = product.with_settings(P2C_DATAVERSE_PAGE_SIZE="50")
-    counter = QueryCounter(product.state.crosswalk.table)
-    product.state.crosswalk.table = counter  # type: ignore[assignment]
+    counter = count_queries(product.state.crosswalk)
 
     first = accounts.run()
     assert first.status == "succeeded", first.message
     assert first.counts["written"] == SIZE
     assert counter.queries == 1  # the probe; no per-page look-ups of keys that cannot exist yet
 
-    counter.queries = 0
+    counter.reset()
     full = accounts.run(mode="full")
     assert full.counts.get("unchanged") == SIZE
     # a full re-read probes (no cursor) and, finding rows, looks every page's 50 keys up: spread

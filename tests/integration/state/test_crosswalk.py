@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from shared.state import CrosswalkEntry, StateStore, crosswalk
 from shared.state.crosswalk import BUCKETS, KEYS_PER_QUERY, bucket_of
+from tests.fixtures.table_requests import count_queries
 
 pytestmark = pytest.mark.integration
 
@@ -138,36 +138,6 @@ def test_reverse_rows_are_optional_and_rebuilt_on_first_lookup_by_target(state: 
     assert state.crosswalk.by_target("lean", "usmf", "T-R-100") == entry("R-100", 100)
 
 
-class RequestCounter:
-    """Counts the GETs (query pages) the crosswalk's table client sends; each still reaches Azurite."""
-
-    def __init__(self, state: StateStore) -> None:
-        table = state.crosswalk.table
-        self.scans = 0
-        self.key_queries = 0
-        counter = self
-
-        class Counting:
-            def send_request(self, request: Any, **kwargs: Any) -> Any:
-                if request.method == "GET":
-                    if "PartitionKey%20ge%20" in request.url:
-                        counter.scans += 1
-                    else:
-                        counter.key_queries += 1
-                return table._client.send_request(request, **kwargs)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(table._client, name)
-
-        class Table:
-            _client = Counting()
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(table, name)
-
-        state.crosswalk.table = Table()  # type: ignore[assignment]
-
-
 def _many_keys(state: StateStore, size: int) -> list[CrosswalkEntry]:
     entries = [entry(f"S-{i:04d}", i) for i in range(size)]
     state.crosswalk.put_many("scan", "usmf", entries)
@@ -177,7 +147,7 @@ def _many_keys(state: StateStore, size: int) -> list[CrosswalkEntry]:
 
 def test_a_small_family_is_scanned_once_instead_of_many_key_queries(state: StateStore) -> None:
     entries = _many_keys(state, 300)
-    counter = RequestCounter(state)
+    counter = count_queries(state.crosswalk)
     wanted = [e.source_key for e in entries[::2]] + ["S-MISSING"]
     found = state.crosswalk.get_many("scan", "usmf", wanted)
     assert (counter.scans, counter.key_queries) == (1, 0)
@@ -193,21 +163,21 @@ def test_a_large_family_settles_what_the_scan_read_and_queries_the_rest(
     entries = _many_keys(state, 300)
     monkeypatch.setattr(crosswalk, "SCAN_PAGE_ROWS", 60)
     monkeypatch.setattr(crosswalk, "QUERIES_PER_SCANNED_PAGE", 8)  # a budget of 2 pages of 60 rows
-    counter = RequestCounter(state)
+    counter = count_queries(state.crosswalk)
     wanted = [e.source_key for e in entries[::2]] + ["S-MISSING", "S-ZZZZ"]
     found = state.crosswalk.get_many("scan", "usmf", wanted)
     assert found == {e.source_key: e for e in entries[::2]}
     assert counter.scans == 2
     assert 0 < counter.key_queries < math.ceil(len(wanted) / KEYS_PER_QUERY) + BUCKETS
     # the store now knows the family is large: the next look-up queries by key only
-    counter.scans = counter.key_queries = 0
+    counter.reset()
     assert state.crosswalk.get_many("scan", "usmf", wanted) == found
     assert counter.scans == 0 and counter.key_queries >= crosswalk.SCAN_MIN_QUERIES
 
 
 def test_few_keys_are_queried_by_key(state: StateStore) -> None:
     entries = _many_keys(state, 300)
-    counter = RequestCounter(state)
+    counter = count_queries(state.crosswalk)
     assert state.crosswalk.get_many("scan", "usmf", ["S-0001", "S-0002"]) == {
         "S-0001": entries[1],
         "S-0002": entries[2],
