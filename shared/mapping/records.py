@@ -91,10 +91,13 @@ class MappingFailure:
 _HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+#: Exact types whose values are their own canonical form (a subclass goes the long way).
+_CANONICAL = frozenset({str, bool, int, type(None)})
+
+
 def _canonical(value: Any) -> Any:
     """JSON-ready, representation-independent form: 10, 10.0 and Decimal('10.00') hash alike."""
-    kind = type(value)
-    if kind is str or kind is bool or kind is int or value is None:  # already canonical (most values)
+    if type(value) in _CANONICAL:
         return value
     if isinstance(value, bool | str):
         return value
@@ -108,7 +111,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        # most values are already canonical: no call for them (this runs for every record)
+        return {str(k): v if type(v) in _CANONICAL else _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     return str(value)
