@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 
 from shared.state import StateStore
@@ -80,3 +83,32 @@ def test_a_missing_table_is_a_clear_failure(azurite_connection_string: str) -> N
     missing = TableClient.from_connection_string(azurite_connection_string, "nosuchtable")
     with pytest.raises(TransactionFailed, match="TableNotFound"):
         upsert_transaction(missing, [{"PartitionKey": "p", "RowKey": "r"}])
+
+
+class ResetOnce(RequestsTransport):
+    """A transport whose first POST fails as a reset keep-alive connection does (nothing is sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resets = 0
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        if request.method == "POST" and self.resets == 0:
+            self.resets += 1
+            raise ServiceResponseError(
+                "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))",
+                error=ConnectionResetError(104, "Connection reset by peer"),
+            )
+        return super().send(request, **kwargs)
+
+
+def test_a_reset_connection_is_retried_not_fatal(azurite_connection_string: str, state: StateStore) -> None:
+    transport = ResetOnce()
+    name = state.table_names["crosswalk"]
+    table = TableClient.from_connection_string(
+        azurite_connection_string, name, transport=transport, retry_backoff_factor=0.01
+    )
+    rows = [{"PartitionKey": "reset", "RowKey": f"k{i}", "N": i} for i in range(3)]
+    upsert_transaction(table, rows)
+    assert transport.resets == 1
+    assert sorted(int(e["N"]) for e in table.query_entities("PartitionKey eq 'reset'")) == [0, 1, 2]
