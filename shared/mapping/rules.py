@@ -146,7 +146,8 @@ class CompiledRule:
         return RuleFailure(self.rule.target, f"{self.rule.target}: {problem} [rule: {describe(self.rule)}]")
 
     def _value(self, row: Row, ctx: MapContext) -> Any:
-        value = self.rule.value if self._has_value else (row.get(self.read) if self.read else None)
+        read = self.read
+        value = self.rule.value if self._has_value else (None if read is None else row.get(read))
         for _name, transform in self.transforms:
             value = transform(value, row)
         if is_empty(value):
