@@ -157,7 +157,7 @@ def upsert_transaction(
         content=body,
     )
     # `_client` is the SDK's generated service client: its pipeline signs and retries the request
-    # as the SDK's own submit_transaction does, and also after a connection reset (see below).
+    # as the SDK's own submit_transaction does, and also after a connection reset (RETRY_ON_METHODS).
     response = table._client.send_request(request, stream=True, retry_on_methods=RETRY_ON_METHODS)
     content = response.read()  # streamed (the SDK's content policy cannot decode multipart)
     if response.status_code != 202:
