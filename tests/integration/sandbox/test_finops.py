@@ -190,11 +190,18 @@ def test_server_paging_at_10000_rows_with_skip_next_links(sandbox: Sandbox, fo: 
 
 @pytest.fixture(scope="module")
 def small_pages() -> Iterator[Sandbox]:
-    """A second sandbox with 3-row pages and 1-second tokens (SandboxConfig knobs)."""
-    config = SandboxConfig(
-        seed=5, finops_page_size=3, dataverse_max_page_size=3, token_lifetime_s=1, default_company="demf"
-    )
+    """A second sandbox with 3-row pages and another default company (SandboxConfig knobs)."""
+    config = SandboxConfig(seed=5, finops_page_size=3, dataverse_max_page_size=3, default_company="demf")
     with Sandbox(config) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def short_tokens() -> Iterator[Sandbox]:
+    """A sandbox issuing 3-second tokens. `exp` is whole seconds from the issuing second, so such a
+    token is valid for between 2 and 3 seconds (a 1-second token could be valid for 0.05 s, which
+    made tests that page with one token fail on a slow machine)."""
+    with Sandbox(SandboxConfig(seed=6, token_lifetime_s=3)) as sb:
         yield sb
 
 
@@ -376,12 +383,12 @@ def test_missing_expired_and_wrong_audience_tokens_get_401(sandbox: Sandbox, no_
     assert sandbox.log.count(service="finops", status=401) == 3
 
 
-def test_token_expires_by_its_lifetime(small_pages: Sandbox, no_env_ca_bundle: None) -> None:
-    """`token_lifetime_s=1`: a token that was valid is refused once its `exp` has passed."""
-    sb = small_pages
+def test_token_expires_by_its_lifetime(short_tokens: Sandbox, no_env_ca_bundle: None) -> None:
+    """`token_lifetime_s=3`: a token that was valid is refused once its `exp` has passed."""
+    sb = short_tokens
     sb.reset()
     with fo_client(sb, msal_token(sb, sb.info.finops_url)) as fo:
-        assert fo.get(ENTITY).status_code == 200
-        time.sleep(2.05)  # exp = issued second + 1; two seconds always passes it
+        assert fo.get(ENTITY).status_code == 200  # at least 2 s of validity left
+        time.sleep(3.05)  # exp = issued second + 3; three seconds always passes it
         resp = fo.get(ENTITY)
         assert resp.status_code == 401 and "expired" in resp.headers["www-authenticate"]
