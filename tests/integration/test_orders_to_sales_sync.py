@@ -537,8 +537,15 @@ def test_two_way_no_echo_and_writes_settle_within_two_cycles(product: Product) -
     assert fo_mine is not None and fo_mine["CustomersOrderReference"] == "Renamed in Sales"
 
 
-def edit_both_sides(product: Product, mine: list[str]) -> None:
-    """Conflicting edits between two cycles on a confirmed order and on a Sales-owned one."""
+def edit_both_sides(product: Product) -> list[str]:
+    """Two synced Sales orders, the first confirmed in F&O and synced back, then edited on both
+    sides (not yet synced): conflicting edits on a confirmed order and on a Sales-owned one.
+    Returns the two order numbers."""
+    seed(product)
+    cycle(product)
+    mine = activated_sales_orders(product)
+    confirm_in_fno(product, mine[0])
+    cycle(product)
     # confirmed order: Sales edits the name, F&O moves the status on -> F&O's version everywhere
     product.sandbox.dataverse.update(
         "salesorders",
@@ -555,17 +562,13 @@ def edit_both_sides(product: Product, mine: list[str]) -> None:
     product.sandbox.finops.update(
         HEADERS, {"dataAreaId": "usmf", "SalesOrderNumber": mine[1]}, {"CustomersOrderReference": "F&O edit"}
     )
+    return mine
 
 
 @needs_orders_to_fno
 def test_conflicts_follow_ownership(product: Product) -> None:
     """Both sides change the same order between runs: F&O wins once confirmed, Sales before."""
-    seed(product)
-    cycle(product)
-    mine = activated_sales_orders(product)
-    confirm_in_fno(product, mine[0])
-    cycle(product)
-    edit_both_sides(product, mine)
+    mine = edit_both_sides(product)
     cycle(product)
     confirmed = sales_order(product, mine[0])
     assert confirmed["name"] == f"Confirmed {mine[0]}"
@@ -603,12 +606,7 @@ def test_sales_created_order_returns_without_duplicate_lines(product: Product) -
 
 @needs_orders_to_fno
 def test_losing_change_of_a_conflict_is_recorded(product: Product) -> None:
-    seed(product)
-    cycle(product)
-    mine = activated_sales_orders(product)
-    confirm_in_fno(product, mine[0])
-    cycle(product)
-    edit_both_sides(product, mine)
+    mine = edit_both_sides(product)
     to_fno = product.run("orders-to-fno")
     to_sales = product.run("orders-to-sales")
     lost = [
