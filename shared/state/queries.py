@@ -22,6 +22,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
+from shared.state.transactions import protocol_headers
+
 #: The service's largest page.
 MAX_PAGE = 1000
 
@@ -62,12 +64,7 @@ def query_pages(
     query = f"$filter={quote(where, safe='')}&$top={min(per_page, MAX_PAGE)}"
     if select:
         query += "&$select=" + quote(",".join(select), safe=",")
-    headers = {
-        "x-ms-version": table.api_version,
-        "DataServiceVersion": "3.0",
-        "MaxDataServiceVersion": "3.0;NetFx",
-        "Accept": "application/json;odata=nometadata",
-    }
+    headers = {**protocol_headers(table), "Accept": "application/json;odata=nometadata"}
     base = f"{table.url}/{quote(table.table_name)}()?{query}"
     continuation = ""
     while True:

@@ -100,6 +100,15 @@ _RESERVED = re.compile(r"[^A-Za-z0-9_.~-]")
 _STATUS_LINE = re.compile(rb"(?:^|\n)HTTP/1\.[01] (\d{3})")
 
 
+def protocol_headers(table: TableClient) -> dict[str, str]:
+    """The Table service's version headers, for requests built here and in `queries`."""
+    return {
+        "x-ms-version": table.api_version,
+        "DataServiceVersion": "3.0",
+        "MaxDataServiceVersion": "3.0;NetFx",
+    }
+
+
 def _percent(match: re.Match[str]) -> str:
     return quote(match.group(), safe="")
 
@@ -147,13 +156,7 @@ def upsert_transaction(
     request = HttpRequest(
         "POST",
         f"{table.url}/$batch",
-        headers={
-            "x-ms-version": table.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": content_type,
-            "Accept": "application/json",
-        },
+        headers={**protocol_headers(table), "Content-Type": content_type, "Accept": "application/json"},
         content=body,
     )
     # `_client` is the SDK's generated service client: its pipeline signs and retries the request
