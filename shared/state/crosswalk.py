@@ -6,8 +6,9 @@ are batched look-ups inside one partition, or a scan of the pair and company's o
 they are small enough to cost fewer requests than the look-ups; never a scan of the table.
 Reverse rows (partition ``rev|pair|company|bucket``, row = target key) answer "which source
 record owns this target key?" and origin rows (``org|…``, row = the source record's own id)
-"which record has this id?"; they are written by the same call and verified against the forward
-row on read, so an index row left behind by a re-keyed record is never trusted.
+"which record has this id?"; they hold only the source key and the indexed value, are written by
+the same call and verified against the forward row on read, so an index row left behind by a
+re-keyed record is never trusted.
 
 Why buckets: the rows of one pair and company are spread over ``BUCKETS`` partitions by a hash of
 the row key. A Table Storage partition is served by one server and has its own throughput target
@@ -284,7 +285,7 @@ class CrosswalkStore:
             for entry in self.iter(pair, company):
                 if entry.target_key and not entry.deleted:
                     rk = encode_key(entry.target_key)
-                    batch.append(_entity(self._rev_pk(pair, company, rk), rk, entry))
+                    batch.append(_index_entity(self._rev_pk(pair, company, rk), rk, entry, "TargetKey"))
                 if len(batch) >= 1000:
                     self._upsert(batch)
                     batch = []
@@ -345,12 +346,12 @@ class CrosswalkStore:
         reverse_rows = []
         for target_key, e in by_target.items():
             rk = encode_key(target_key)
-            reverse_rows.append(_entity(self._rev_pk(pair, company, rk), rk, e))
+            reverse_rows.append(_index_entity(self._rev_pk(pair, company, rk), rk, e, "TargetKey"))
         by_origin: dict[str, CrosswalkEntry] = {e.origin: e for e in by_source.values() if e.origin}
         origins = []
         for origin, e in by_origin.items():
             rk = encode_key(origin)
-            origins.append(_entity(self._org_pk(pair, company, rk), rk, e))
+            origins.append(_index_entity(self._org_pk(pair, company, rk), rk, e, "Origin"))
         # Index rows first, forward rows last: the forward row is the commit point. An index row
         # is trusted only when its forward row agrees, and a crash before the forward row is
         # written makes the next run write the record (and its index rows) again; the other order
@@ -396,6 +397,16 @@ def _entity(pk: str, rk: str, entry: CrosswalkEntry, *, with_payload: bool = Fal
     if with_payload and entry.payload and len(entry.payload) <= PAYLOAD_MAX_CHARS:
         put_text(entity, "Payload", entry.payload, max_parts=PAYLOAD_PARTS)
     return entity
+
+
+def _index_entity(pk: str, rk: str, entry: CrosswalkEntry, prop: str) -> dict[str, Any]:
+    """An index row: the indexed value and the source key, all a look-up reads (`_via_index`).
+
+    Everything else lives on the forward row, which every index hit is verified against anyway;
+    copying it here only made each index row cost as much to encode and store as the forward row.
+    """
+    value = entry.target_key if prop == "TargetKey" else entry.origin
+    return {"PartitionKey": pk, "RowKey": rk, "SourceKey": entry.source_key, prop: value}
 
 
 def _entry(entity: Any) -> CrosswalkEntry:

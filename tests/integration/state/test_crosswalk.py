@@ -116,6 +116,22 @@ def test_rows_spread_over_buckets_and_scans_see_all_of_them(state: StateStore) -
     assert {e.source_key for e in origins.values()} == {f"B-{i:03d}" for i in range(0, 600, 7)}
 
 
+def test_index_rows_hold_only_the_source_key_and_the_indexed_value(state: StateStore) -> None:
+    state.crosswalk.put_many("slim", "usmf", [entry("I-1", 1)])
+    index_rows = {
+        e["PartitionKey"].split("|")[0]: {k: v for k, v in e.items() if k not in ("PartitionKey", "RowKey")}
+        for e in state.crosswalk.table.query_entities("SourceKey eq 'I-1'")
+        if not e["PartitionKey"].startswith("slim|")
+    }
+    assert index_rows == {
+        "rev": {"SourceKey": "I-1", "TargetKey": "T-I-1"},
+        "org": {"SourceKey": "I-1", "Origin": "origin-1"},
+    }
+    # every index hit is verified against the forward row, which keeps everything else
+    assert state.crosswalk.by_origin_many("slim", "usmf", ["origin-1"]) == {"origin-1": entry("I-1", 1)}
+    assert state.crosswalk.by_target_many("slim", "usmf", ["T-I-1"]) == {"T-I-1": entry("I-1", 1)}
+
+
 def test_bucket_of_is_stable() -> None:
     # part of the stored layout: a change would hide every row written before it
     assert [bucket_of(k) for k in ("ACC-0001", "a|b", "")] == ["01", "0b", "00"]
