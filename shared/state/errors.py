@@ -21,6 +21,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.state._props import etag_of, read_dt, truncate, utc
 from shared.state.keys import compose_key
+from shared.state.transactions import RETRY_ON_METHODS
 
 ERROR_STATUSES = ("retrying", "parked", "resolved")
 ERROR_KINDS = ("failed", "deferred")
@@ -258,7 +259,9 @@ class ErrorStore:
         for start in range(0, len(entities), 100):
             chunk = entities[start : start + 100]
             ops: builtins.list[Any] = [("update", e, {"mode": UpdateMode.MERGE}) for e in chunk]
-            self.table.submit_transaction(ops)
+            # Merging the same values twice changes nothing, so a transaction whose connection was
+            # reset is sent again (azure-core does not repeat a POST by itself).
+            self.table.submit_transaction(ops, retry_on_methods=RETRY_ON_METHODS)
 
 
 def _entity(pk: str, rk: str, rec: ErrorRecord) -> dict[str, Any]:

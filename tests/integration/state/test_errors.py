@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import TableClient
 
 from shared.state import ErrorRecord, StateStore
+from shared.state.errors import ErrorStore
+from tests.fixtures.table_requests import ResetOnce
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +137,16 @@ def test_as_dict_and_validation(state: StateStore) -> None:
         state.errors.record(err(kind="weird"), park_after=5)
     with pytest.raises(ValueError, match="status"):
         state.errors.list("accounts", status="open")
+
+
+def test_a_reset_connection_during_resolve_is_retried(
+    azurite_connection_string: str, state: StateStore
+) -> None:
+    state.errors.record(err("CUST-9"), park_after=3, now=T0)
+    transport = ResetOnce()  # the resolve's merge transaction is the first POST through it
+    table = TableClient.from_connection_string(
+        azurite_connection_string, state.table_names["errors"], transport=transport, retry_backoff_factor=0.01
+    )
+    assert ErrorStore(table).resolve("accounts", "CUST-9", "usmf") == 1
+    assert transport.resets == 1
+    assert state.errors.counts("accounts")["resolved"] == 1

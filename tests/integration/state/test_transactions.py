@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from azure.core.exceptions import ServiceResponseError
-from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 
 from shared.state import StateStore
 from shared.state.transactions import MAX_OPERATIONS, TransactionFailed, entity_json, upsert_transaction
+from tests.fixtures.table_requests import ResetOnce
 
 pytestmark = pytest.mark.integration
 
@@ -83,23 +81,6 @@ def test_a_missing_table_is_a_clear_failure(azurite_connection_string: str) -> N
     missing = TableClient.from_connection_string(azurite_connection_string, "nosuchtable")
     with pytest.raises(TransactionFailed, match="TableNotFound"):
         upsert_transaction(missing, [{"PartitionKey": "p", "RowKey": "r"}])
-
-
-class ResetOnce(RequestsTransport):
-    """A transport whose first POST fails as a reset keep-alive connection does (nothing is sent)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.resets = 0
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        if request.method == "POST" and self.resets == 0:
-            self.resets += 1
-            raise ServiceResponseError(
-                "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))",
-                error=ConnectionResetError(104, "Connection reset by peer"),
-            )
-        return super().send(request, **kwargs)
 
 
 def test_a_reset_connection_is_retried_not_fatal(azurite_connection_string: str, state: StateStore) -> None:
