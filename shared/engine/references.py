@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.mapping import ReferenceMissing, synced_entity
 
@@ -70,6 +70,24 @@ class SyncedTask:
     company_in_key: bool
 
 
+class Parent(NamedTuple):
+    """What a look-up can return about a synced parent: its crosswalk entry without hash or payload."""
+
+    source_key: str
+    target_key: str
+    target_id: str
+    origin: str
+
+
+#: Parents found on earlier pages that are kept for later ones. The pages of one run name the same
+#: customers and orders again and again, so keeping them saves look-ups; but an initial load of a
+#: million lines would name hundreds of thousands of orders, so the cache is bounded: once it holds
+#: this many, the next page starts a new generation and only parents named again are carried over.
+PARENT_CACHE_ENTRIES = 50_000
+
+_Scope = tuple[str, str, str]  # (company, entity, by)
+
+
 class SyncedRecords:
     """`synced:<template>[.<task>]` look-ups: is the parent record synced, and under which key?
 
@@ -78,25 +96,58 @@ class SyncedRecords:
     is not there yet raises `ReferenceMissing`, which the pipeline turns into a deferral.
     """
 
-    def __init__(self, crosswalk: Any, tasks: Callable[[str, str | None], SyncedTask]) -> None:
+    def __init__(
+        self,
+        crosswalk: Any,
+        tasks: Callable[[str, str | None], SyncedTask],
+        *,
+        cache_entries: int = PARENT_CACHE_ENTRIES,
+    ) -> None:
         self._crosswalk = crosswalk
         self._tasks = tasks
-        self._hits: dict[tuple[str, str, str, str], Any] = {}
+        self._cache_entries = cache_entries
+        # two generations of found parents (see PARENT_CACHE_ENTRIES), by (company, entity, by)
+        self._recent: dict[_Scope, dict[str, Parent]] = {}
+        self._older: dict[_Scope, dict[str, Parent]] = {}
+        self._recent_size = 0
         # values the current page's prefetch asked for and did not find: asking the crosswalk again
         # for each of them while the page is mapped (one query per record) cannot find them either,
         # as nothing is written between a page's prefetch and its mapping
         self._misses: set[tuple[str, str, str, str]] = set()
         self._lock = threading.Lock()
 
+    @property
+    def cached(self) -> int:
+        """Parents held in memory (both generations)."""
+        return self._recent_size + sum(len(found) for found in self._older.values())
+
     def start_page(self) -> None:
         """A new page (or retry batch) begins: what was missing before may have been written since."""
         with self._lock:
             self._misses.clear()
+            if self._recent_size >= self._cache_entries:
+                self._older, self._recent, self._recent_size = self._recent, {}, 0
+
+    def _cached(self, scope: _Scope, value: str) -> Parent | None:
+        parent = self._recent.get(scope, {}).get(value)
+        if parent is None:
+            parent = self._older.get(scope, {}).get(value)
+            if parent is not None:
+                self._keep(scope, {value: parent})
+        return parent
+
+    def _keep(self, scope: _Scope, found: Mapping[str, Parent]) -> None:
+        with self._lock:
+            recent = self._recent.setdefault(scope, {})
+            before = len(recent)
+            recent.update(found)
+            self._recent_size += len(recent) - before
 
     def prefetch(self, company: str, entity: str, by: str, values: Iterable[Any]) -> None:
         template, task = _split(entity)
         synced = self._tasks(template, task)
-        wanted = [str(v) for v in values if (company, entity, by, str(v)) not in self._hits]
+        scope = (company, entity, by)
+        wanted = [text for text in {str(v) for v in values} if self._cached(scope, text) is None]
         if not wanted:
             return
         if by == "origin":
@@ -112,17 +163,19 @@ class SyncedRecords:
                 for k, e in self._crosswalk.get_many(synced.pair, company, wanted).items()
                 if not e.deleted
             }
+        self._keep(
+            scope,
+            {v: Parent(e.source_key, e.target_key, e.target_id, e.origin) for v, e in found.items()},
+        )
         with self._lock:
-            for value, entry in found.items():
-                self._hits[(company, entity, by, value)] = entry
             self._misses.update((company, entity, by, v) for v in wanted if v not in found)
 
     def resolve(self, company: str, entity: str, by: str, value: Any, return_field: str) -> Any:
-        key = (company, entity, by, str(value))
-        entry = self._hits.get(key)
-        if entry is None and key not in self._misses:
+        scope, text = (company, entity, by), str(value)
+        entry = self._cached(scope, text)
+        if entry is None and (company, entity, by, text) not in self._misses:
             self.prefetch(company, entity, by, [value])
-            entry = self._hits.get(key)
+            entry = self._cached(scope, text)
         if entry is None:
             raise ReferenceMissing(entity, by, value)
         if return_field == "target_key":
