@@ -9,10 +9,8 @@ without duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from shared.engine.filters import Predicate
 from shared.engine.ports import PlannedWrite, RetireRequest, Source, SourcePage, Target, WriteResult
 from shared.engine.readahead import ReadAhead
 from shared.engine.scope import RunScope
+from shared.engine.seen_keys import SeenKeys
 from shared.engine.values import same_value
 from shared.mapping import (
     MapContext,
@@ -69,39 +68,6 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)
     #: this task's share of the run's counters (read, written, unchanged, failed, deferred, ...)
     counts: dict[str, int] = field(default_factory=dict)
-
-
-class SeenKeys:
-    """Which source record id first used each natural key in this run (duplicate detection).
-
-    A run sees every changed record once, so this grows with the run: it is kept compact. Keys are
-    held as 64-bit digests (a false match is a one-in-10^9 chance at 200,000 keys) and Dataverse ids
-    as the 128-bit integer of their GUID: about 110 bytes per record instead of 190.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[int, int | str] = {}
-
-    @staticmethod
-    def _digest(key: str) -> int:
-        raw = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        return int.from_bytes(raw, "big")
-
-    def add(self, key: str, source_id: str) -> None:
-        try:
-            parsed: uuid.UUID | None = uuid.UUID(source_id)
-        except ValueError:
-            parsed = None
-        packed: int | str = source_id
-        if parsed is not None and str(parsed) == source_id:
-            packed = parsed.int  # only canonical GUID text comes back exactly from its integer
-        self._ids[self._digest(key)] = packed
-
-    def first_id(self, key: str) -> str | None:
-        packed = self._ids.get(self._digest(key))
-        if packed is None or isinstance(packed, str):
-            return packed
-        return str(uuid.UUID(int=packed))
 
 
 @dataclass
