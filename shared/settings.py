@@ -212,7 +212,7 @@ class Settings(BaseModel):
     dataverse_page_size: int = 5000
     #: F&O serves up to 10,000 rows a page. A task holds up to three pages at once (the one being
     #: written, the next one read ahead, and one held back until the source knows which page is
-    #: last), so 5,000 halves a run's memory for one more read request per 5,000 rows.
+    #: last), so 5,000 halves what those pages take, for one more read request per 5,000 rows.
     finops_page_size: int = 5000
     dataverse_bulk_size: int = 1000
     finops_batch_size: int = 100
