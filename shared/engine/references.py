@@ -109,24 +109,28 @@ class SyncedRecords:
         # two generations of found parents (see PARENT_CACHE_ENTRIES), by (company, entity, by)
         self._recent: dict[_Scope, dict[str, Parent]] = {}
         self._older: dict[_Scope, dict[str, Parent]] = {}
-        self._recent_size = 0
         # values the current page's prefetch asked for and did not find: asking the crosswalk again
         # for each of them while the page is mapped (one query per record) cannot find them either,
         # as nothing is written between a page's prefetch and its mapping
         self._misses: set[tuple[str, str, str, str]] = set()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _size(generation: Mapping[_Scope, Mapping[str, Parent]]) -> int:
+        # one dict per company, entity and look-up kind: a handful, so counting is cheap
+        return sum(len(found) for found in generation.values())
+
     @property
     def cached(self) -> int:
         """Parents held in memory (both generations)."""
-        return self._recent_size + sum(len(found) for found in self._older.values())
+        return self._size(self._recent) + self._size(self._older)
 
     def start_page(self) -> None:
         """A new page (or retry batch) begins: what was missing before may have been written since."""
         with self._lock:
             self._misses.clear()
-            if self._recent_size >= self._cache_entries:
-                self._older, self._recent, self._recent_size = self._recent, {}, 0
+            if self._size(self._recent) >= self._cache_entries:
+                self._older, self._recent = self._recent, {}
 
     def _cached(self, scope: _Scope, value: str) -> Parent | None:
         parent = self._recent.get(scope, {}).get(value)
@@ -138,10 +142,7 @@ class SyncedRecords:
 
     def _keep(self, scope: _Scope, found: Mapping[str, Parent]) -> None:
         with self._lock:
-            recent = self._recent.setdefault(scope, {})
-            before = len(recent)
-            recent.update(found)
-            self._recent_size += len(recent) - before
+            self._recent.setdefault(scope, {}).update(found)
 
     def prefetch(self, company: str, entity: str, by: str, values: Iterable[Any]) -> None:
         template, task = _split(entity)
