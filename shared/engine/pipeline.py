@@ -56,6 +56,8 @@ class TaskSpecView:
     parent_entities: frozenset[str] = frozenset()
     #: another task looks this task's records up by target key: keep reverse crosswalk rows
     index_target_keys: bool = True
+    #: a rule looks up records of this same task: write each page before mapping the next
+    looks_itself_up: bool = False
 
 
 @dataclass
@@ -108,6 +110,8 @@ class TaskPipeline:
         self._resolver = scope.resolver.for_company(spec.company)
         # True while this run may skip crosswalk look-ups: see `_crosswalk_empty`
         self._empty_at_start: bool | None = False
+        # planned writes held back to fill the next page's first bulk request: see `_write`
+        self._held: dict[str, PlannedWrite] = {}
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -138,6 +142,7 @@ class TaskPipeline:
         finally:
             source.close()
         scope.guard()
+        self._flush()
         self.retry_due()
         if completed_cursor is not None and not scope.dry_run:
             scope.guard()  # a run that lost its lease must not move the checkpoint
@@ -160,6 +165,7 @@ class TaskPipeline:
             scope.counts.add(read=1, retried=1 if retrying else 0)
             if not spec.selects(row):
                 key = self._key_hint(row)
+                self._supersede(key, row)
                 if key in self._open_errors:
                     self._resolve(key, "no longer selected by the template's source filter")
                 if spec.mapping.deselect_policy != "ignore":
@@ -187,6 +193,8 @@ class TaskPipeline:
                 continue
             if source_id is not None:
                 self._seen_keys.add(record.source_key, source_id)
+            if self._held:
+                self._supersede(record.source_key, row)
             mapped[record.source_key] = record
         if deselected and not self._crosswalk_empty():
             found = scope.state.crosswalk.get_many(spec.pair, spec.company, deselected)
@@ -230,11 +238,60 @@ class TaskPipeline:
                 scope.counts.add(written=0)
             scope.dry_run_plans.extend((spec.task, spec.company, plan) for plan in plans)
             return
+        self._write(plans)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _write(self, plans: Sequence[PlannedWrite]) -> None:
+        """Write whole bulk requests now; hold the remainder back to fill the next page's first one.
+
+        A page rarely maps to a multiple of the target's request size (filters skip rows, pages
+        hold 5,000 rows), so writing every page out in full would end each one with a part-filled
+        request: 68 F&O pages cost 293 UpsertMultiple calls for a minimum of 244. Held records
+        are written by a later page or by `_flush` before the retries and the checkpoint, so the
+        checkpoint still covers only records that were written or recorded. A later source event
+        for a held record replaces it (`_supersede`); one request never carries a key twice.
+        """
+        if self.spec.looks_itself_up:
+            self._send(plans)
+            return
+        for plan in plans:
+            self._held[plan.source_key] = plan
+        unit = max(1, self.spec.target.write_unit)
+        ready = len(self._held) // unit * unit
+        if not ready:
+            return
+        held = list(self._held.values())
+        self._held = {plan.source_key: plan for plan in held[ready:]}
+        self._send(held[:ready])
+
+    def _flush(self) -> None:
+        """Write what `_write` held back: the source is read to its end (or the retries are done)."""
+        if self._held:
+            held, self._held = list(self._held.values()), {}
+            self._send(held)
+
+    def _send(self, plans: Sequence[PlannedWrite]) -> None:
+        scope, spec = self.scope, self.spec
         scope.guard()
         if spec.mapping.record_conflicts:
             self._report_conflicts([p for p in plans if p.exists and p.last_payload])
         results = spec.target.write(plans)
         self._record_results(plans, results)
+
+    def _supersede(self, key: str, row: dict[str, Any]) -> None:
+        """Drop a held write of this record: a later row of it was read, and that row decides.
+
+        The held version never reached the target, so the crosswalk still says what the target
+        holds, and the later row is compared with it as usual. A row of another source record
+        that shares the natural key (a duplicate) does not replace the first one.
+        """
+        held = self._held.get(key)
+        if held is None:
+            return
+        source_id = self._source_id(row)
+        if held.source_id is None or source_id is None or held.source_id == source_id:
+            del self._held[key]
 
     def _report_conflicts(self, updates: Sequence[PlannedWrite]) -> None:
         """Both sides changed a record since the last sync: say which target edits this write loses.
@@ -341,9 +398,9 @@ class TaskPipeline:
 
         An initial load then skips the per-page look-ups (one Table query per 14 keys) that could
         only find nothing. Rows written by this run are not looked up either: a key that the same
-        read returns twice is written twice, which both targets take as an update (Dataverse
-        upserts; F&O turns "already exists" into an update), never as a duplicate. Runs that
-        start from a checkpoint do not probe.
+        read returns twice is written twice (once, if the first is still held back by `_write`),
+        which both targets take as an update (Dataverse upserts; F&O turns "already exists" into
+        an update), never as a duplicate. Runs that start from a checkpoint do not probe.
         """
         if self._empty_at_start is None:
             self._empty_at_start = self.scope.state.crosswalk.is_empty(self.spec.pair, self.spec.company)
@@ -360,6 +417,9 @@ class TaskPipeline:
         """
         if not deleted_ids:
             return
+        if self._held:
+            gone = set(deleted_ids)
+            self._held = {k: p for k, p in self._held.items() if p.source_id not in gone}
         scope, spec = self.scope, self.spec
         found = scope.state.crosswalk.by_origin_many(spec.pair, spec.company, list(deleted_ids))
         if not found:
@@ -461,6 +521,7 @@ class TaskPipeline:
                     if hint:
                         found.add(hint)
                 self.process_rows(rows, retrying=True)
+        self._flush()
         for key in keys:
             if key not in found and key in self._open_errors:
                 self._resolve(key, "the source record no longer exists")
@@ -505,6 +566,7 @@ class TaskPipeline:
             outcome = spec.mapping.map(row, MapContext(company=spec.company, resolver=self._resolver))
         except ReferenceMissing as missing:
             key = self._key_hint(row)
+            self._supersede(key, row)
             if any(name in spec.parent_entities for name in missing.entity.split(" or ")):
                 self._defer(key, row, missing)
             else:
@@ -517,8 +579,10 @@ class TaskPipeline:
                 )
             return None
         if isinstance(outcome, MappingFailure):
+            key = outcome.source_key or self._key_hint(row)
+            self._supersede(key, row)
             self._fail(
-                outcome.source_key or self._key_hint(row),
+                key,
                 row,
                 "MappingError",
                 outcome.reason,

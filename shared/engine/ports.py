@@ -74,6 +74,11 @@ class Source(Protocol):
 
 
 class Target(Protocol):
+    @property
+    def write_unit(self) -> int:
+        """Records one write request carries at most (a full UpsertMultiple or `$batch`)."""
+        ...
+
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
         """Write in bulk; one outcome per record, in any order."""
         ...

@@ -38,6 +38,7 @@ from shared.mapping import (
     TaskMapping,
     load_catalogue,
     load_mapping,
+    synced_entity,
     target_key_references,
 )
 from shared.odata.errors import BudgetExhausted, SyncError
@@ -404,6 +405,7 @@ class SyncEngine:
             delete_policy=task.delete_policy,
             parent_entities=frozenset(task.parent_entities),
             index_target_keys=self._looked_up_by_target_key(template.name, task.name, mapping),
+            looks_itself_up=self._looks_itself_up(task),
         )
 
     def _selects(self, task: TaskMapping, company: str, router: CompanyRouter | None) -> Predicate:
@@ -446,6 +448,19 @@ class SyncEngine:
             self._target_key_refs = target_key_references(Path(self.settings.mappings_dir))
         refs = self._target_key_refs
         return (template, task) in refs or ((template, None) in refs and mapping.tasks[0].name == task)
+
+    def _looks_itself_up(self, task: TaskMapping) -> bool:
+        """Whether a rule of this task looks up records of this same task (an account's parent account).
+
+        Such a task writes each page before mapping the next, so a record always finds a parent
+        that came on an earlier page in the crosswalk.
+        """
+        own = task_pair(task)
+        for entity in task.synced_lookups():
+            parsed = synced_entity(entity)
+            if parsed is not None and self._synced_task(*parsed).pair == own:
+                return True
+        return False
 
     def _mapping(self, template: TemplateDef) -> CompiledMapping:
         """Compiled mappings are reused across runs of this engine; a file change needs a new engine."""

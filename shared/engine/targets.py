@@ -19,6 +19,10 @@ class FinOpsTarget:
         self.client = client
         self.entity_set = entity_set
 
+    @property
+    def write_unit(self) -> int:
+        return self.client.batch_size
+
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
         writes = [
             FinOpsWrite(source_key=r.source_key, key=r.target_key, payload=r.payload, exists=r.exists)
@@ -65,6 +69,10 @@ class DataverseTarget:
         self.supports_multiple = supports_multiple
         self.primary_id = primary_id or f"{table}id"
         self.match = list(match)
+
+    @property
+    def write_unit(self) -> int:
+        return self.client.bulk_size
 
     def write(self, records: Sequence[PlannedWrite]) -> list[WriteResult]:
         existing = self._existing_ids(records)

@@ -99,6 +99,18 @@ class TaskMapping:
                     wanted.setdefault((entity, lookup.by), set()).update(row_values)
         return {k: v for k, v in wanted.items() if v}
 
+    def synced_lookups(self) -> list[str]:
+        """Every `synced:` entity a rule of this task looks up, optional ones included."""
+        named: list[str] = []
+        for rule in self.rules:
+            for lookup in (rule.rule.lookup, rule.rule.bind.lookup if rule.rule.bind else None):
+                if lookup is None:
+                    continue
+                for entity in entities(lookup.entity):
+                    if synced_entity(entity) is not None and entity not in named:
+                        named.append(entity)
+        return named
+
     def source_key_of(self, row: dict[str, Any]) -> str | None:
         """The natural key text of a source row, or None when the row has none."""
         parts = []

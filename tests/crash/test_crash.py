@@ -113,7 +113,7 @@ CASES: list[tuple[str, str]] = [
     ("orders-to-sales", "write-before:4"),
     ("orders-to-sales", "write-inflight:2"),
     ("orders-to-sales", "write-after:6"),
-    ("orders-to-sales", "crosswalk-after:9"),
+    ("orders-to-sales", "crosswalk-after:6"),
     ("orders-to-sales", "checkpoint-before:3"),
     ("orders-to-sales", "checkpoint-after:5"),
     ("orders-to-sales", "error-after:2"),
