@@ -159,11 +159,15 @@ class TaskPipeline:
         scope, spec = self.scope, self.spec
         mapped: dict[str, MappedRecord] = {}
         deselected: list[str] = []
-        # parents of this page's records, found with one crosswalk query per parent task
-        self._resolver.prefetch(spec.mapping.lookup_requests(rows))
-        for row in rows:
+        selected = [spec.selects(row) for row in rows]
+        # parents of this page's selected records, found with one crosswalk query per parent task
+        # and 14 values (rows the template does not select are never mapped: their parents would
+        # cost look-ups for nothing)
+        chosen_rows = [row for row, chosen in zip(rows, selected, strict=True) if chosen]
+        self._resolver.prefetch(spec.mapping.lookup_requests(chosen_rows))
+        for row, chosen in zip(rows, selected, strict=True):
             scope.counts.add(read=1, retried=1 if retrying else 0)
-            if not spec.selects(row):
+            if not chosen:
                 key = self._key_hint(row)
                 self._supersede(key, row)
                 if key in self._open_errors:
@@ -392,6 +396,7 @@ class TaskPipeline:
                 )
         if entries:
             scope.state.crosswalk.put_many(spec.pair, spec.company, entries, reverse=spec.index_target_keys)
+            self._resolver.note_written(spec.pair, entries)
 
     def _crosswalk_empty(self) -> bool:
         """Whether this task's crosswalk partition held no row when the run began (one probe).
@@ -480,6 +485,7 @@ class TaskPipeline:
                 )
         if done:
             scope.state.crosswalk.put_many(spec.pair, spec.company, done, reverse=spec.index_target_keys)
+            self._resolver.note_retired(spec.pair, done)
 
     def _target_key_of(self, entry: CrosswalkEntry) -> dict[str, Any]:
         """The target key as a typed dict again, from the crosswalk's key text."""

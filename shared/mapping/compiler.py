@@ -9,7 +9,7 @@ here, once, with the task and field named; what remains at map time is what can 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,7 @@ class TaskMapping:
     deactivate: dict[str, Any] | None = None
     record_conflicts: bool = False
 
-    def lookup_requests(self, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[Any]]:
+    def lookup_requests(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], set[Any]]:
         """Values each plain `synced:` look-up will ask for, so the engine can fetch them per page.
 
         Only rules that look up the raw source value qualify (no transforms or value maps in
@@ -99,16 +99,16 @@ class TaskMapping:
                     wanted.setdefault((entity, lookup.by), set()).update(row_values)
         return {k: v for k, v in wanted.items() if v}
 
-    def synced_lookups(self) -> list[str]:
-        """Every `synced:` entity a rule of this task looks up, optional ones included."""
-        named: list[str] = []
+    def synced_lookups(self) -> list[tuple[str, str]]:
+        """(entity, by) of every `synced:` look-up a rule of this task makes, optional ones included."""
+        named: list[tuple[str, str]] = []
         for rule in self.rules:
             for lookup in (rule.rule.lookup, rule.rule.bind.lookup if rule.rule.bind else None):
                 if lookup is None:
                     continue
                 for entity in entities(lookup.entity):
-                    if synced_entity(entity) is not None and entity not in named:
-                        named.append(entity)
+                    if synced_entity(entity) is not None and (entity, lookup.by) not in named:
+                        named.append((entity, lookup.by))
         return named
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:

@@ -8,6 +8,7 @@ else, and a full snapshot of unchanged data must write nothing (hash skip).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,34 @@ def test_initial_load_probes_the_empty_crosswalk_once_instead_of_per_page(produc
     # whole instead, one page per page of records
     pages = math.ceil(SIZE / 50)
     assert counter.queries == 1 + pages
+
+
+def test_lines_find_the_headers_this_run_wrote_without_asking_the_crosswalk(
+    product: Product, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An initial load of headers and lines: a line's header was written by this very run.
+
+    The crosswalk is asked only for headers that are not there (a contact's order waits for its
+    customer, and its lines for it); lines the template does not select are not looked up at all.
+    """
+    product.sandbox.load(generate(size=120, seed=11))
+    small = product.with_settings(P2C_DATAVERSE_PAGE_SIZE="25")
+    assert small.run("accounts").status == "succeeded"
+    headers = "salesorders>CDSSalesOrderHeaders"
+    asked: dict[str, list[str]] = {}
+    crosswalk = small.state.crosswalk
+    by_origin_many = crosswalk.by_origin_many
+
+    def spy(pair: str, company: str, ids: list[str]) -> Any:
+        asked.setdefault(pair, []).extend(ids)
+        return by_origin_many(pair, company, ids)
+
+    monkeypatch.setattr(crosswalk, "by_origin_many", spy)
+    orders = small.run("orders-to-fno")
+
+    assert orders.status in ("succeeded", "partial"), orders.message
+    lines = next(t for t in orders.tasks if t["task"] == "lines")
+    assert lines["counts"]["written"] > 25
+    assert len(asked.get(headers, [])) <= lines["counts"]["deferred"]
+    assert by_origin_many(headers, "usmf", asked.get(headers, [])) == {}  # each one a real miss
+    assert asked["accounts>CustomersV2"]  # customers come from another run: still looked up
