@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from sandbox.datagen import generate
+from shared.engine import RunOutcome
 from shared.engine.ports import Source, SourcePage
 from tests.fixtures.product import Product
 
@@ -77,50 +78,52 @@ def test_page_remainders_fill_the_next_pages_request(product: Product) -> None:
     assert len(customers(product)) == SIZE
 
 
-def test_a_held_record_read_again_is_written_as_its_later_row_says(
-    product: Product, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    product.sandbox.load(generate(size=SIZE, seed=37, templates=["accounts"]))
+def full_run_reading_one_account_twice(
+    product: Product, monkeypatch: pytest.MonkeyPatch, seed: int, edit: str, *, revert: bool
+) -> tuple[RunOutcome, dict[str, Any]]:
+    """Sync 250 accounts, rename one to `edit`, then a full run whose source reads it twice.
+
+    The second delivery has the old name again (`revert`) or is the account's deletion. Returns
+    the run and the account as it was before the edit.
+    """
+    product.sandbox.load(generate(size=SIZE, seed=seed, templates=["accounts"]))
     accounts = product.with_settings(P2C_DATAVERSE_PAGE_SIZE="30", P2C_FINOPS_BATCH_SIZE="20")
     assert accounts.run().status == "succeeded"
     victim = product.sandbox.dataverse.rows("accounts")[100]
-    original = victim["name"]
-    product.sandbox.dataverse.update("accounts", victim["accountid"], {"name": "Edited while paging"})
+    product.sandbox.dataverse.update("accounts", victim["accountid"], {"name": edit})
     build = accounts.engine._task_view
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         view = build(*args, **kwargs)
-        view.source = ReadsOneRowTwice(view.source, victim["accountid"], {"name": original})
+        second = {"name": victim["name"]} if revert else None
+        view.source = ReadsOneRowTwice(view.source, victim["accountid"], second)
         return view
 
     monkeypatch.setattr(accounts.engine, "_task_view", wrapped)
-    full = accounts.run(mode="full")
+    return accounts.run(mode="full"), victim
+
+
+def test_a_held_record_read_again_is_written_as_its_later_row_says(
+    product: Product, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full, victim = full_run_reading_one_account_twice(
+        product, monkeypatch, 37, "Edited while paging", revert=True
+    )
 
     # the edit was read first and held back; the later row (edited back) matches the crosswalk,
     # so it replaces the held write and nothing is written at all
     assert full.status == "succeeded", full.message
     assert full.counts.get("written", 0) == 0
     assert full.counts["unchanged"] == SIZE
-    assert customers(product)[victim["accountnumber"]]["OrganizationName"] == original
+    assert customers(product)[victim["accountnumber"]]["OrganizationName"] == victim["name"]
 
 
 def test_a_held_record_deleted_later_in_the_read_is_not_written(
     product: Product, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    product.sandbox.load(generate(size=SIZE, seed=39, templates=["accounts"]))
-    accounts = product.with_settings(P2C_DATAVERSE_PAGE_SIZE="30", P2C_FINOPS_BATCH_SIZE="20")
-    assert accounts.run().status == "succeeded"
-    victim = product.sandbox.dataverse.rows("accounts")[100]
-    product.sandbox.dataverse.update("accounts", victim["accountid"], {"name": "Edited, then deleted"})
-    build = accounts.engine._task_view
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        view = build(*args, **kwargs)
-        view.source = ReadsOneRowTwice(view.source, victim["accountid"], None)
-        return view
-
-    monkeypatch.setattr(accounts.engine, "_task_view", wrapped)
-    full = accounts.run(mode="full")
+    full, victim = full_run_reading_one_account_twice(
+        product, monkeypatch, 39, "Edited, then deleted", revert=False
+    )
 
     # accounts keep the F&O customer of a deleted account (delete_policy: ignore) as last synced
     assert full.status == "succeeded", full.message
