@@ -396,7 +396,6 @@ class TaskPipeline:
                 )
         if entries:
             scope.state.crosswalk.put_many(spec.pair, spec.company, entries, reverse=spec.index_target_keys)
-            self._resolver.note_written(spec.pair, entries)
 
     def _crosswalk_empty(self) -> bool:
         """Whether this task's crosswalk partition held no row when the run began (one probe).
@@ -485,7 +484,6 @@ class TaskPipeline:
                 )
         if done:
             scope.state.crosswalk.put_many(spec.pair, spec.company, done, reverse=spec.index_target_keys)
-            self._resolver.note_retired(spec.pair, done)
 
     def _target_key_of(self, entry: CrosswalkEntry) -> dict[str, Any]:
         """The target key as a typed dict again, from the crosswalk's key text."""

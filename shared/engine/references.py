@@ -102,17 +102,10 @@ class SyncedRecords:
         tasks: Callable[[str, str | None], SyncedTask],
         *,
         cache_entries: int = PARENT_CACHE_ENTRIES,
-        lookups: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._crosswalk = crosswalk
         self._tasks = tasks
         self._cache_entries = cache_entries
-        # the run's own look-ups (entity, by), by the crosswalk partition they read: a record this
-        # run writes to one of those partitions is cached as it is written (see `note_written`)
-        self._noted: dict[str, list[tuple[str, str, bool]]] = {}
-        for entity, by in dict.fromkeys(lookups):
-            synced = self._tasks(*_split(entity))
-            self._noted.setdefault(synced.pair, []).append((entity, by, synced.company_in_key))
         # two generations of found parents (see PARENT_CACHE_ENTRIES), by (company, entity, by)
         self._recent: dict[_Scope, dict[str, Parent]] = {}
         self._older: dict[_Scope, dict[str, Parent]] = {}
@@ -150,40 +143,6 @@ class SyncedRecords:
     def _keep(self, scope: _Scope, found: Mapping[str, Parent]) -> None:
         with self._lock:
             self._recent.setdefault(scope, {}).update(found)
-
-    def note_written(self, company: str, pair: str, entries: Iterable[Any]) -> None:
-        """Records this run just wrote to `pair`'s crosswalk: a later task's look-up finds them here.
-
-        An initial load of headers and lines would otherwise ask the crosswalk again, page by page,
-        for every header it has just written (one Table query per 14 of them). Only partitions
-        and look-up kinds this run's mapping reads are kept, as a crosswalk query would return
-        them (the forward row's key, target key, target id and origin).
-        """
-        noted = self._noted.get(pair)
-        if not noted:
-            return
-        found: dict[_Scope, dict[str, Parent]] = {}
-        for entry in entries:
-            parent = Parent(entry.source_key, entry.target_key, entry.target_id, entry.origin)
-            for entity, by, company_in_key in noted:
-                value = _indexed(parent, by, company, company_in_key)
-                if value:
-                    found.setdefault((company, entity, by), {})[value] = parent
-        for scope, parents in found.items():
-            self._keep(scope, parents)
-
-    def note_retired(self, company: str, pair: str, entries: Iterable[Any]) -> None:
-        """Records this run took out of use (deleted or deactivated): no longer parents."""
-        noted = self._noted.get(pair)
-        if not noted:
-            return
-        with self._lock:
-            for entry in entries:
-                parent = Parent(entry.source_key, entry.target_key, entry.target_id, entry.origin)
-                for entity, by, company_in_key in noted:
-                    value = _indexed(parent, by, company, company_in_key)
-                    for generation in (self._recent, self._older):
-                        generation.get((company, entity, by), {}).pop(value, None)
 
     def prefetch(self, company: str, entity: str, by: str, values: Iterable[Any]) -> None:
         template, task = _split(entity)
@@ -241,17 +200,6 @@ class SyncedRecords:
             raise ReferenceMissing(entity, f"{by} (no key field {return_field!r})", value) from None
 
 
-def _indexed(parent: Parent, by: str, company: str, company_in_key: bool) -> str:
-    """The value a look-up `by` this kind gives to find `parent` ("" when it has none)."""
-    if by == "origin":
-        return parent.origin
-    if by == "target_key":
-        # F&O target keys start with the company: look-ups give the rest (e.g. "SO-1|3")
-        prefix = f"{company}|" if company_in_key else ""
-        return parent.target_key[len(prefix) :] if parent.target_key.startswith(prefix) else ""
-    return parent.source_key
-
-
 def _split(entity: str) -> tuple[str, str | None]:
     parsed = synced_entity(entity)
     if parsed is None:
@@ -281,13 +229,6 @@ class CompanyResolver:
         if synced_entity(entity) is not None:
             return self._run.synced.resolve(self.company, entity, by, value, return_field)
         return self._run.references.resolve(entity, by, value, return_field)
-
-    def note_written(self, pair: str, entries: Iterable[Any]) -> None:
-        """Crosswalk entries this run just stored for `pair` (see `SyncedRecords.note_written`)."""
-        self._run.synced.note_written(self.company, pair, entries)
-
-    def note_retired(self, pair: str, entries: Iterable[Any]) -> None:
-        self._run.synced.note_retired(self.company, pair, entries)
 
     def prefetch(self, requests: Mapping[tuple[str, str], Iterable[Any]]) -> None:
         """Parents of one page's records, fetched in batches before the page is mapped."""

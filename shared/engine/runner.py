@@ -230,7 +230,7 @@ class SyncEngine:
                 mode=mode,
                 dry_run=dry_run,
                 state=self.state,
-                resolver=self._resolver(clients, mapping),
+                resolver=self._resolver(clients),
                 guard=guard,
                 park_after=self.settings.park_after_attempts,
                 secrets=self._secrets(),
@@ -427,7 +427,7 @@ class SyncEngine:
             return SourceKey.of(columns, numeric)
         return SourceKey.of(columns)
 
-    def _resolver(self, clients: ServiceClients, mapping: CompiledMapping) -> RunResolver:
+    def _resolver(self, clients: ServiceClients) -> RunResolver:
         catalogue = self.catalogue
 
         def dataverse_rows(entity: str, fields: list[str]) -> Any:
@@ -440,15 +440,7 @@ class SyncEngine:
 
         loaders = {name: dataverse_rows for name in catalogue.dataverse_table_names()}
         loaders.update({name: finops_rows for name in catalogue.finops_entity_set_names()})
-        # parents this run writes itself (headers for its lines) are cached as they are written
-        own = [
-            (entity, by)
-            for task in mapping.tasks
-            for entity, by in task.synced_lookups()
-            if _synced_template(entity) == mapping.template
-        ]
-        synced = SyncedRecords(self.state.crosswalk, self._synced_task, lookups=own)
-        return RunResolver(ReferenceCache(loaders), synced)
+        return RunResolver(ReferenceCache(loaders), SyncedRecords(self.state.crosswalk, self._synced_task))
 
     def _looked_up_by_target_key(self, template: str, task: str, mapping: CompiledMapping) -> bool:
         """Whether any mapping file looks this task up `by: target_key` (scanned once per engine)."""
@@ -541,11 +533,6 @@ def _short(cursor: str | None) -> str | None:
 
 
 _NUMERIC_EDM = frozenset({"Edm.Int32", "Edm.Int64", "Edm.Decimal", "Edm.Double", "Edm.Int16", "Edm.Byte"})
-
-
-def _synced_template(entity: str) -> str | None:
-    parsed = synced_entity(entity)
-    return parsed[0] if parsed is not None else None
 
 
 def task_pair(task: TaskMapping) -> str:

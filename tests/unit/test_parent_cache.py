@@ -37,22 +37,9 @@ class Crosswalk:
         }
 
 
-def records(
-    crosswalk: Crosswalk, cache_entries: int, lookups: Sequence[tuple[str, str]] = ()
-) -> SyncedRecords:
+def records(crosswalk: Crosswalk, cache_entries: int) -> SyncedRecords:
     task = SyncedTask(pair="accounts>customers", key_fields=("CustomerAccount",), company_in_key=True)
-    return SyncedRecords(crosswalk, lambda template, name: task, cache_entries=cache_entries, lookups=lookups)
-
-
-def written(key: str, origin: str = "") -> CrosswalkEntry:
-    return CrosswalkEntry(
-        source_key=key,
-        target_key=f"usmf|{key}",
-        target_id="",
-        hash="h" * 64,
-        synced_at=datetime(2026, 5, 1, tzinfo=UTC),
-        origin=origin or f"id-{key}",
-    )
+    return SyncedRecords(crosswalk, lambda template, name: task, cache_entries=cache_entries)
 
 
 def page(synced: SyncedRecords, keys: list[str]) -> None:
@@ -92,32 +79,3 @@ def test_the_cache_is_bounded_and_carries_over_only_parents_named_again() -> Non
     assert all("C-0" not in keys for keys in asked[1:])  # named on every page: carried over
     page(synced, ["C-2"])  # last named on the first page: dropped since, asked for again
     assert crosswalk.asked[-1] == ["C-2"]
-
-
-def test_parents_this_run_wrote_are_found_without_a_look_up() -> None:
-    crosswalk = Crosswalk()
-    kinds = [(ENTITY, "source_key"), (ENTITY, "origin"), (ENTITY, "target_key")]
-    synced = records(crosswalk, cache_entries=100, lookups=kinds)
-    synced.note_written("usmf", "accounts>customers", [written("C-1"), written("C-3")])
-    for by, value in (("source_key", "C-1"), ("origin", "id-C-3"), ("target_key", "C-3")):
-        synced.start_page()
-        synced.prefetch("usmf", ENTITY, by, [value])
-    assert crosswalk.asked == []
-    assert synced.resolve("usmf", ENTITY, "origin", "id-C-1", "source_key") == "C-1"
-    assert synced.resolve("usmf", ENTITY, "target_key", "C-3", "origin") == "id-C-3"
-    # another company's partition, another pair, or a kind nobody looks up: nothing is kept
-    synced.note_written("demf", "accounts>customers", [written("C-5")])
-    synced.note_written("usmf", "contacts>customers", [written("C-7")])
-    page(synced, ["C-5", "C-7"])
-    assert crosswalk.asked == [["C-5", "C-7"]]
-
-
-def test_a_parent_this_run_retired_is_looked_up_again() -> None:
-    crosswalk = Crosswalk()
-    synced = records(crosswalk, cache_entries=100, lookups=[(ENTITY, "source_key")])
-    synced.note_written("usmf", "accounts>customers", [written("C-1"), written("C-2")])
-    synced.note_retired("usmf", "accounts>customers", [written("C-1")])
-    page(synced, ["C-1", "C-2"])
-    assert crosswalk.asked == [["C-1"]]  # C-1 is odd: not in the crosswalk, so missing
-    with pytest.raises(ReferenceMissing):
-        synced.resolve("usmf", ENTITY, "source_key", "C-1", "target_key")
