@@ -96,7 +96,7 @@ param staleAfterMinutes object = {
 
 // ---- tuning (defaults of shared/settings.py) ----------------------------------------------------
 param dataversePageSize int = 2500
-param finopsPageSize int = 2500
+param finopsPageSize int = 5000
 param dataverseBulkSize int = 1000
 param finopsBatchSize int = 100
 param maxConcurrency int = 8
