@@ -67,7 +67,7 @@ def test_minimal_settings_and_defaults() -> None:
     assert s.default_company == "usmf"
     assert s.schedules == {name: "0 */15 * * * *" for name in TEMPLATE_NAMES}
     assert (s.dataverse_page_size, s.finops_page_size, s.dataverse_bulk_size, s.finops_batch_size) == (
-        2500, 2500, 1000, 100,
+        2500, 5000, 1000, 100,
     )
     assert (s.max_concurrency, s.http_timeout_seconds, s.max_retries) == (8, 120.0, 8)
     assert (s.run_time_budget_seconds, s.park_after_attempts, s.invoice_lookback_days) == (1500.0, 5, 3)
