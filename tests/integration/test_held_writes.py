@@ -103,32 +103,24 @@ def full_run_reading_one_account_twice(
     return accounts.run(mode="full"), victim
 
 
-def test_a_held_record_read_again_is_written_as_its_later_row_says(
-    product: Product, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("seed", "revert", "expected"),
+    [
+        # the edit was read first and held back; the later row (edited back) matches the
+        # crosswalk, so it replaces the held write and nothing is written at all
+        pytest.param(37, True, {"unchanged": SIZE}, id="edited-back"),
+        # accounts keep the F&O customer of a deleted account (delete_policy: ignore) as last synced
+        pytest.param(39, False, {"deleted": 1}, id="deleted"),
+    ],
+)
+def test_a_held_record_is_replaced_by_what_the_read_says_later(
+    product: Product, monkeypatch: pytest.MonkeyPatch, seed: int, revert: bool, expected: dict[str, int]
 ) -> None:
-    full, victim = full_run_reading_one_account_twice(
-        product, monkeypatch, 37, "Edited while paging", revert=True
-    )
+    full, victim = full_run_reading_one_account_twice(product, monkeypatch, seed, "Edited", revert=revert)
 
-    # the edit was read first and held back; the later row (edited back) matches the crosswalk,
-    # so it replaces the held write and nothing is written at all
     assert full.status == "succeeded", full.message
     assert full.counts.get("written", 0) == 0
-    assert full.counts["unchanged"] == SIZE
-    assert customers(product)[victim["accountnumber"]]["OrganizationName"] == victim["name"]
-
-
-def test_a_held_record_deleted_later_in_the_read_is_not_written(
-    product: Product, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    full, victim = full_run_reading_one_account_twice(
-        product, monkeypatch, 39, "Edited, then deleted", revert=False
-    )
-
-    # accounts keep the F&O customer of a deleted account (delete_policy: ignore) as last synced
-    assert full.status == "succeeded", full.message
-    assert full.counts.get("written", 0) == 0
-    assert full.counts["deleted"] == 1
+    assert {name: full.counts[name] for name in expected} == expected
     assert customers(product)[victim["accountnumber"]]["OrganizationName"] == victim["name"]
 
 
