@@ -405,7 +405,7 @@ class SyncEngine:
             delete_policy=task.delete_policy,
             parent_entities=frozenset(task.parent_entities),
             index_target_keys=self._looked_up_by_target_key(template.name, task.name, mapping),
-            looks_itself_up=self._looks_itself_up(task),
+            looks_itself_up=self._looks_itself_up(template.name, task),
         )
 
     def _selects(self, task: TaskMapping, company: str, router: CompanyRouter | None) -> Predicate:
@@ -449,16 +449,17 @@ class SyncEngine:
         refs = self._target_key_refs
         return (template, task) in refs or ((template, None) in refs and mapping.tasks[0].name == task)
 
-    def _looks_itself_up(self, task: TaskMapping) -> bool:
+    def _looks_itself_up(self, template: str, task: TaskMapping) -> bool:
         """Whether a rule of this task looks up records of this same task (an account's parent account).
 
         Such a task writes each page before mapping the next, so a record always finds a parent
         that came on an earlier page in the crosswalk.
         """
         own = task_pair(task)
-        for entity, _by in task.synced_lookups():
+        for entity in task.synced_lookups():
             parsed = synced_entity(entity)
-            if parsed is not None and self._synced_task(*parsed).pair == own:
+            # only this template's tasks can be this task (other templates' mappings stay unloaded)
+            if parsed is not None and parsed[0] == template and self._synced_task(*parsed).pair == own:
                 return True
         return False
 

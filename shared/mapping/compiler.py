@@ -99,16 +99,16 @@ class TaskMapping:
                     wanted.setdefault((entity, lookup.by), set()).update(row_values)
         return {k: v for k, v in wanted.items() if v}
 
-    def synced_lookups(self) -> list[tuple[str, str]]:
-        """(entity, by) of every `synced:` look-up a rule of this task makes, optional ones included."""
-        named: list[tuple[str, str]] = []
+    def synced_lookups(self) -> list[str]:
+        """Every `synced:` entity a rule of this task looks up, optional ones included."""
+        named: list[str] = []
         for rule in self.rules:
             for lookup in (rule.rule.lookup, rule.rule.bind.lookup if rule.rule.bind else None):
                 if lookup is None:
                     continue
                 for entity in entities(lookup.entity):
-                    if synced_entity(entity) is not None and (entity, lookup.by) not in named:
-                        named.append((entity, lookup.by))
+                    if synced_entity(entity) is not None and entity not in named:
+                        named.append(entity)
         return named
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:
