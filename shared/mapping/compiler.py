@@ -101,15 +101,7 @@ class TaskMapping:
 
     def synced_lookups(self) -> list[str]:
         """Every `synced:` entity a rule of this task looks up, optional ones included."""
-        named: list[str] = []
-        for rule in self.rules:
-            for lookup in (rule.rule.lookup, rule.rule.bind.lookup if rule.rule.bind else None):
-                if lookup is None:
-                    continue
-                for entity in entities(lookup.entity):
-                    if synced_entity(entity) is not None and entity not in named:
-                        named.append(entity)
-        return named
+        return _synced_entities(self.rules, with_optional=True)
 
     def source_key_of(self, row: dict[str, Any]) -> str | None:
         """The natural key text of a source row, or None when the row has none."""
@@ -184,6 +176,19 @@ class CompiledMapping:
             if task.name == name:
                 return task
         raise KeyError(f"template {self.template!r} has no task {name!r}")
+
+
+def _synced_entities(rules: Sequence[CompiledRule], *, with_optional: bool) -> list[str]:
+    """The `synced:` entities the rules look up (plain or bind look-ups), each once, in rule order."""
+    named: list[str] = []
+    for compiled in rules:
+        for lookup in (compiled.rule.lookup, compiled.rule.bind.lookup if compiled.rule.bind else None):
+            if lookup is None or (lookup.optional and not with_optional):
+                continue
+            for entity in entities(lookup.entity):
+                if synced_entity(entity) is not None and entity not in named:
+                    named.append(entity)
+    return named
 
 
 class _Problem(Exception):
@@ -288,13 +293,9 @@ def _compile_task(spec: MappingSpec, task: TaskSpec, catalogue: Catalogue) -> Ta
         elif entity not in catalogue.dataverse and entity not in catalogue.finops:
             raise _Problem(f"parent entity {entity!r} is not in the schema catalogue", None)
     # A record whose parent has not been synced yet waits for it (deferred), it is not failed.
-    for compiled in rules:
-        for lookup in (compiled.rule.lookup, compiled.rule.bind.lookup if compiled.rule.bind else None):
-            if lookup is None or lookup.optional:
-                continue
-            for entity in entities(lookup.entity):
-                if synced_entity(entity) and entity not in parents:
-                    parents.append(entity)
+    for entity in _synced_entities(rules, with_optional=False):
+        if entity not in parents:
+            parents.append(entity)
     # The engine filters rows as read, so conditions name wire columns (`_x_value` for lookups).
     source = task.source.model_copy(update={"select": list(view.reads), "filter": conditions})
     return TaskMapping(
