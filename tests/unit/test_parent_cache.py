@@ -79,3 +79,19 @@ def test_the_cache_is_bounded_and_carries_over_only_parents_named_again() -> Non
     assert all("C-0" not in keys for keys in asked[1:])  # named on every page: carried over
     page(synced, ["C-2"])  # last named on the first page: dropped since, asked for again
     assert crosswalk.asked[-1] == ["C-2"]
+
+
+def test_parents_are_held_as_one_string_unless_a_field_holds_the_separator() -> None:
+    class Odd(Crosswalk):
+        def get_many(self, pair: str, company: str, keys: Sequence[str]) -> dict[str, CrosswalkEntry]:
+            found = super().get_many(pair, company, keys)
+            found["C-2"].target_id = "a\x00b"
+            return found
+
+    synced = records(Odd(), cache_entries=100)
+    page(synced, ["C-0", "C-2"])
+    held = synced._recent[("usmf", ENTITY, "source_key")]
+    assert isinstance(held["C-0"], str)
+    assert held["C-2"] == Parent("C-2", "usmf|C-2", "a\x00b", "id-C-2")
+    assert synced.resolve("usmf", ENTITY, "source_key", "C-0", "origin") == "id-C-0"
+    assert synced.resolve("usmf", ENTITY, "source_key", "C-2", "target_id") == "a\x00b"
