@@ -9,6 +9,7 @@ here, once, with the task and field named; what remains at map time is what can 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from shared.mapping.records import (
     record_hash,
     synced_entity,
 )
-from shared.mapping.rules import BIND_SUFFIX, CompiledRule, RuleFailure, entities
+from shared.mapping.rules import BIND_SUFFIX, SKIP, Applier, CompiledRule, RuleFailure, entities
 from shared.mapping.spec import Condition, FieldRule, MappingSpec, SourceSpec, TargetSpec, TaskSpec
 from shared.mapping.transforms import (
     BuildContext,
@@ -99,6 +100,11 @@ class TaskMapping:
                     wanted.setdefault((entity, lookup.by), set()).update(row_values)
         return {k: v for k, v in wanted.items() if v}
 
+    @functools.cached_property
+    def _appliers(self) -> list[tuple[str, Applier]]:
+        """(payload name, applier) of every rule, built on first use (rules are final by then)."""
+        return [(rule.payload_name, rule.applier()) for rule in self.rules]
+
     def synced_lookups(self) -> list[str]:
         """Every `synced:` entity a rule of this task looks up, optional ones included."""
         return _synced_entities(self.rules, with_optional=True)
@@ -126,10 +132,10 @@ class TaskMapping:
             return MappingFailure(None, self.key_reads[0], f"required key {names} is empty")
         payload: dict[str, Any] = {}
         try:
-            for rule in self.rules:
-                present, value = rule.apply(row, ctx)
-                if present:
-                    payload[rule.payload_name] = value
+            for name, apply in self._appliers:
+                value = apply(row, ctx)
+                if value is not SKIP:
+                    payload[name] = value
         except RuleFailure as failure:
             return MappingFailure(source_key, failure.field, failure.reason)
         missing = [name for name in self.target_key_fields if is_empty(payload.get(name))]
