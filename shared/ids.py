@@ -8,10 +8,12 @@ duplicate. The namespace is a fixed constant: changing it would orphan every row
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 #: Namespace of every p2c-sync UUIDv5. Never change it: ids already written to Dataverse derive from it.
 P2C_NAMESPACE: uuid.UUID = uuid.UUID("6f3b1c52-8d4e-5a7f-9b20-3c1d7e5a9f41")
+_NAMESPACE_BYTES = P2C_NAMESPACE.bytes
 
 
 def deterministic_id(table: str, company: str, natural_key: str) -> str:
@@ -26,4 +28,11 @@ def deterministic_id(table: str, company: str, natural_key: str) -> str:
         raise ValueError("deterministic_id needs a table name")
     if not natural_key:
         raise ValueError(f"deterministic_id needs a natural key (table {table!r})")
-    return str(uuid.uuid5(P2C_NAMESPACE, f"{table}|{company}|{natural_key}"))
+    # uuid.uuid5 by hand (sha1 of namespace + name, version and variant bits set): the same bits,
+    # without building a UUID object per record (`tests/unit/test_ids.py` compares the two)
+    name = f"{table}|{company}|{natural_key}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

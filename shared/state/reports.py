@@ -20,6 +20,10 @@ FLUSH_EVERY_LINES = 500
 FLUSH_BYTES = 1024 * 1024
 _MAX_LINE_BYTES = 256 * 1024
 
+#: One encoder for every line (`json.dumps` with options builds a new one per call, and a run
+#: writes a line per record); it holds no state between calls.
+_LINE_JSON = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+
 
 def report_blob_name(template: str, run_id: str) -> str:
     if "/" in run_id or "\\" in run_id or "/" in template or run_id in ("", ".", ".."):
@@ -43,7 +47,7 @@ class ReportWriter:
     def write(self, line: dict[str, Any]) -> None:
         if self._closed:
             raise ValueError("report writer is closed")
-        data = json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":")).encode("utf-8")
+        data = _LINE_JSON.encode(line).encode("utf-8")
         if len(data) > _MAX_LINE_BYTES:  # one runaway payload must not break the append-block limit
             data = json.dumps(
                 {k: line[k] for k in ("outcome", "key", "task", "company") if k in line}

@@ -48,3 +48,13 @@ def test_many_keys_do_not_collide() -> None:
 def test_empty_parts_are_refused(table: str, key: str) -> None:
     with pytest.raises(ValueError):
         deterministic_id(table, "usmf", key)
+
+
+@pytest.mark.parametrize(
+    "key", ["C0001", "SO-000123|4", "Ünïcödé/🙂", "x" * 1000, "a|b|c", " spaced "]
+)
+@pytest.mark.parametrize("company", ["usmf", "", "DAT"])
+def test_the_id_is_uuid5_of_the_joined_identity(company: str, key: str) -> None:
+    """The id is computed by hand for speed; it must stay bit for bit `uuid.uuid5`."""
+    expected = str(uuid.uuid5(P2C_NAMESPACE, f"salesorder|{company}|{key}"))
+    assert deterministic_id("salesorder", company, key) == expected
