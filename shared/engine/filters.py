@@ -77,6 +77,30 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _text_test(op: str, value: Any, general: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """`op` against text constants, comparing text values by one casefold and a set look-up.
+
+    A filter runs for every row read, mostly comparing text with text (`eq "Yes"`,
+    `not_in [Active]`); other values (numbers, booleans, null) take the general comparison.
+    """
+    texts = [value] if op in ("eq", "ne") else list(value or [])
+    folded = frozenset(text.casefold() for text in texts)
+    negate = op in ("ne", "not_in")
+
+    def test(left: Any, right: Any) -> bool:
+        if left.__class__ is str:
+            return (left.casefold() in folded) is not negate
+        return general(left, right)
+
+    return test
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+    )
+
+
 def compile_filter(conditions: Iterable[Condition] | None) -> Predicate:
     """All conditions must hold (AND); an empty list selects every row."""
     compiled: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
@@ -84,6 +108,10 @@ def compile_filter(conditions: Iterable[Condition] | None) -> Predicate:
         op = _OPS.get(condition.op)
         if op is None:
             raise ValueError(f"unsupported filter operator {condition.op!r} on field {condition.field!r}")
+        single = condition.op in ("eq", "ne") and isinstance(condition.value, str)
+        listed = condition.op in ("in", "not_in") and _is_text(condition.value)
+        if single or listed:
+            op = _text_test(condition.op, condition.value, op)
         compiled.append((condition.field, op, condition.value))
 
     def predicate(row: dict[str, Any]) -> bool:
