@@ -103,6 +103,11 @@ class FinOpsWrite:
     exists: bool = False
 
 
+#: One encoder for every change set body (`json.dumps` with `default=` builds a new one per call,
+#: and a run encodes one per record); it holds no state between calls.
+_BODY_JSON = json.JSONEncoder(default=str)
+
+
 def key_text(key: Mapping[str, Any]) -> str:
     """``{"dataAreaId": "usmf", "CustomerAccount": "C0001"}`` → ``"usmf|C0001"`` (company first)."""
     values = [key["dataAreaId"]] if "dataAreaId" in key else []
@@ -278,7 +283,7 @@ class FinOpsClient:
             method=method,
             url=url,
             headers=headers,
-            body=json.dumps(body, default=str).encode(),
+            body=_BODY_JSON.encode(body).encode(),
             content_id=content_id,
         )
 
