@@ -2,8 +2,9 @@
 
 Forward rows: partition = ``pair|company|bucket``, row = source key. They answer "does this
 record exist in the target, and did its mapped payload change?" for a whole page at once, so reads
-are batched look-ups inside one partition, or a scan of the pair and company's own partitions when
-they are small enough to cost fewer requests than the look-ups; never a scan of the table.
+are batched look-ups inside one partition, one key range per bucket when a page's keys cluster, or
+a scan of the pair and company's own partitions when they are small enough to cost fewer requests
+than the look-ups; never a scan of the table.
 Reverse rows (partition ``rev|pair|company|bucket``, row = target key) answer "which source
 record owns this target key?" and origin rows (``org|…``, row = the source record's own id)
 "which record has this id?"; they hold only the source key and the indexed value, are written by
@@ -35,7 +36,7 @@ from azure.data.tables import TableClient
 
 from shared.state._props import get_text, put_text, read_dt, utc
 from shared.state.keys import compose_key, encode_key
-from shared.state.queries import keys_filter, query_pages, range_filter
+from shared.state.queries import keys_filter, query_pages, range_filter, row_range_filter
 from shared.state.transactions import upsert_transaction
 
 #: Table transactions take at most 100 operations, all in one partition.
@@ -94,6 +95,12 @@ def _settled(key: tuple[str, str], last: tuple[str, str]) -> bool:
     return key <= last and all(max(part, default=" ") < "\ud800" for part in (*key, *last))
 
 
+def _rangeable(row_keys: Sequence[str]) -> bool:
+    """Whether a bucket's wanted keys are worth one key-range read: more than one key query's worth,
+    and ordered alike by Python and by the service (no character from U+D800 up, see `_settled`)."""
+    return len(row_keys) > KEYS_PER_QUERY and all(max(rk, default=" ") < "\ud800" for rk in row_keys)
+
+
 def _chunks(keys: Sequence[str], size: int) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
@@ -122,6 +129,8 @@ class CrosswalkStore:
         self._indexed: set[tuple[str, str]] = set()
         #: Partition families (by first partition) a scan found too large to read for a look-up
         self._large_families: set[str] = set()
+        #: Partition families whose wanted keys a bucket's key range held too sparsely to read
+        self._sparse_families: set[str] = set()
 
     @staticmethod
     def _pk(pair: str, company: str, row_key: str) -> str:
@@ -154,12 +163,21 @@ class CrosswalkStore:
         """Rows of a partition family (one row kind of a pair and company) whose RowKey is one of
         ``values`` (encoded here).
 
-        Key queries take 14 keys each, so a page's worth of look-ups is dozens of queries. When
-        there are many, the family is scanned instead, in key order and at most a quarter as many
-        pages as the queries it replaces: a small family (the usual case while an initial load
-        builds it, or for a few thousand parents) is then read whole in a page or two. A scan
-        cut short by that budget still settles every key up to the last row it read; the rest
-        are queried by key, and the family is not scanned again by this store (it is large).
+        Key queries take 14 keys each, so a page's worth of look-ups is dozens of queries per
+        bucket. Two cheaper reads replace them where they can:
+
+        - a small family (the usual case while an initial load builds it, or a few thousand
+          parents) is scanned whole in a page or two, if that costs at most a quarter as many
+          pages as the requests it replaces;
+        - otherwise each bucket holding more keys than one key query takes is read as one key
+          range, from its lowest wanted key to its highest. A page of source records comes in
+          key order, or close to it, so the range holds the page's own rows and few others
+          (none at all while an initial load writes new records): one request for the bucket
+          instead of one per 14 keys.
+
+        Either read is bounded by the same budget; cut short, it still settles every key up to
+        the last row it read, the rest are queried by key, and this store stops trying that kind
+        of read on the family (it is large, or its keys are not clustered).
         """
         wanted: dict[tuple[str, str], None] = {}
         for value in values:
@@ -169,7 +187,11 @@ class CrosswalkStore:
         remaining = list(wanted)
         queries_needed = _query_count(remaining)
         if queries_needed >= SCAN_MIN_QUERIES and family[0] not in self._large_families:
-            budget = max(1, queries_needed // QUERIES_PER_SCANNED_PAGE)
+            requests = min(queries_needed, self._ranged_requests(family, remaining))
+            budget = requests // QUERIES_PER_SCANNED_PAGE
+        else:
+            budget = 0
+        if budget >= 1:
             found, last = self._scan(family, wanted, budget)
             if last is None:
                 return found
@@ -178,12 +200,51 @@ class CrosswalkStore:
         by_partition: dict[str, list[str]] = defaultdict(list)
         for pk, rk in remaining:
             by_partition[pk].append(rk)
-        queries = [(pk, chunk) for pk, rks in by_partition.items() for chunk in _chunks(rks, KEYS_PER_QUERY)]
-        if len(queries) <= 1:
-            return found + [row for query in queries for row in self._query_raw(*query)]
-        with ThreadPoolExecutor(max_workers=min(QUERY_WORKERS, len(queries))) as pool:
-            for rows in pool.map(lambda query: self._query_raw(*query), queries):
+        reads: list[tuple[str, list[str], bool]] = []
+        for pk, rks in by_partition.items():
+            if _rangeable(rks) and family[0] not in self._sparse_families:
+                reads.append((pk, sorted(rks), True))
+            else:
+                reads.extend((pk, chunk, False) for chunk in _chunks(rks, KEYS_PER_QUERY))
+        if len(reads) <= 1:
+            for read in reads:
+                found.extend(self._read(family, *read))
+            return found
+        with ThreadPoolExecutor(max_workers=min(QUERY_WORKERS, len(reads))) as pool:
+            for rows in pool.map(lambda read: self._read(family, *read), reads):
                 found.extend(rows)
+        return found
+
+    def _ranged_requests(self, family: Sequence[str], keys: Sequence[tuple[str, str]]) -> int:
+        """Requests a look-up of ``keys`` costs without a family scan: one key range per bucket with
+        many keys (unless the family's keys proved sparse), key queries for the rest."""
+        if family[0] in self._sparse_families:
+            return _query_count(keys)
+        per_partition: dict[str, list[str]] = defaultdict(list)
+        for pk, rk in keys:
+            per_partition[pk].append(rk)
+        return sum(1 if _rangeable(rks) else -(-len(rks) // KEYS_PER_QUERY) for rks in per_partition.values())
+
+    def _read(self, family: Sequence[str], pk: str, rks: list[str], ranged: bool) -> list[dict[str, Any]]:
+        """One key query, or one bucket's key range (then key queries for what it left unsettled)."""
+        if not ranged:
+            return self._query_raw(pk, rks)
+        budget = max(1, -(-len(rks) // KEYS_PER_QUERY) // QUERIES_PER_SCANNED_PAGE)
+        wanted = set(rks)
+        found: list[dict[str, Any]] = []
+        where = row_range_filter(pk, rks[0], rks[-1])
+        for pages, page in enumerate(query_pages(self.table, where, per_page=SCAN_PAGE_ROWS), 1):
+            found.extend(row for row in page.rows if row["RowKey"] in wanted)
+            if not page.more:
+                return found
+            if pages >= budget:
+                # the keys are spread over more of the bucket than a page per 56 keys: sparse
+                self._sparse_families.add(family[0])
+                last = str(page.rows[-1]["RowKey"]) if page.rows else ""
+                rest = [rk for rk in rks if rk > last]
+                for chunk in _chunks(rest, KEYS_PER_QUERY):
+                    found.extend(self._query_raw(pk, chunk))
+                return found
         return found
 
     def _scan(

@@ -48,6 +48,14 @@ def keys_filter(partition: str, row_keys: Sequence[str]) -> str:
     return f"PartitionKey eq {string_literal(partition)} and ({rows})"
 
 
+def row_range_filter(partition: str, low: str, high: str) -> str:
+    """Rows of one partition whose RowKey is from ``low`` to ``high`` (inclusive)."""
+    return (
+        f"PartitionKey eq {string_literal(partition)} and RowKey ge {string_literal(low)} "
+        f"and RowKey le {string_literal(high)}"
+    )
+
+
 def range_filter(low: str, high: str) -> str:
     """Every row of the partitions from ``low`` to ``high`` (inclusive)."""
     return f"PartitionKey ge {string_literal(low)} and PartitionKey le {string_literal(high)}"

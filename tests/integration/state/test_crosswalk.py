@@ -199,3 +199,53 @@ def test_few_keys_are_queried_by_key(state: StateStore) -> None:
         "S-0002": entries[2],
     }
     assert (counter.scans, counter.key_queries) == (0, 2 if bucket_of("S-0001") != bucket_of("S-0002") else 1)
+
+
+def _large_family(state: StateStore, monkeypatch: pytest.MonkeyPatch) -> list[CrosswalkEntry]:
+    """2,000 rows, 125 per bucket, read 100 rows a page: too large for a family scan, which the
+    store learns from its first look-up (a scan cut short after its budget of four pages)."""
+    entries = [entry(f"S-{i:04d}", i) for i in range(2000)]
+    state.crosswalk.put_many("range", "usmf", entries, reverse=False)
+    monkeypatch.setattr(crosswalk, "SCAN_PAGE_ROWS", 100)
+    counter = count_queries(state.crosswalk)
+    first = entries[:600]
+    assert state.crosswalk.get_many("range", "usmf", [e.source_key for e in first]) == {
+        e.source_key: e for e in first
+    }
+    assert counter.scans == 4
+    return entries
+
+
+def test_a_page_of_clustered_keys_is_read_as_one_key_range_per_bucket(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = _large_family(state, monkeypatch)
+    counter = count_queries(state.crosswalk)
+    block = entries[1000:1600]  # a page of source records in key order: about 37 per bucket
+    found = state.crosswalk.get_many("range", "usmf", [e.source_key for e in block] + ["S-1000x"])
+    assert found == {e.source_key: e for e in block}
+    # one request per bucket, where key queries would have taken three
+    assert (counter.scans, counter.ranges, counter.key_queries) == (0, BUCKETS, 0)
+
+    # an initial load's page: keys not written yet, past the rows of earlier pages
+    counter.reset()
+    assert state.crosswalk.get_many("range", "usmf", [f"S-{i:04d}" for i in range(5000, 5600)]) == {}
+    assert (counter.scans, counter.ranges, counter.key_queries) == (0, BUCKETS, 0)
+
+
+def test_keys_spread_over_the_buckets_fall_back_to_key_queries(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = _large_family(state, monkeypatch)
+    counter = count_queries(state.crosswalk)
+    spread = entries[::4]  # about 31 per bucket, over the whole of each bucket's 125 rows
+    wanted = [e.source_key for e in spread] + ["S-0000x", "S-9999"]
+    found = state.crosswalk.get_many("range", "usmf", wanted)
+    assert found == {e.source_key: e for e in spread}
+    # each range stopped after its page (budget) and settled the keys up to its last row
+    assert counter.ranges == BUCKETS
+    assert 0 < counter.key_queries < math.ceil(len(wanted) / KEYS_PER_QUERY) + BUCKETS
+    # the store now knows this family's keys are sparse: key queries only from here on
+    counter.reset()
+    assert state.crosswalk.get_many("range", "usmf", wanted) == found
+    assert counter.ranges == 0 and counter.scans == 0
