@@ -127,8 +127,9 @@ class CrosswalkStore:
         self.table = table
         #: (partition, row) of reverse-index markers known to exist (checked once per store)
         self._indexed: set[tuple[str, str]] = set()
-        #: Partition families (by first partition) a scan found too large to read for a look-up
-        self._large_families: set[str] = set()
+        #: Partition families (by first partition) a scan found larger than it could read: the
+        #: pages it read (the family has more), so no later scan with that budget or less is tried
+        self._scanned_past: dict[str, int] = {}
         #: Partition families whose wanted keys a bucket's key range held too sparsely to read
         self._sparse_families: set[str] = set()
 
@@ -176,8 +177,10 @@ class CrosswalkStore:
           instead of one per 14 keys.
 
         Either read is bounded by the same budget; cut short, it still settles every key up to
-        the last row it read, the rest are queried by key, and this store stops trying that kind
-        of read on the family (it is large, or its keys are not clustered).
+        the last row it read and the rest are queried by key. This store then tries no scan of
+        that family with the same budget or less (it is larger), and no more key ranges in it
+        if a range was cut short (its keys are not clustered: origin ids are random GUIDs; the
+        scans' budget is then set against key queries alone, and a small family is scanned again).
         """
         wanted: dict[tuple[str, str], None] = {}
         for value in values:
@@ -186,16 +189,15 @@ class CrosswalkStore:
         found: list[dict[str, Any]] = []
         remaining = list(wanted)
         queries_needed = _query_count(remaining)
-        if queries_needed >= SCAN_MIN_QUERIES and family[0] not in self._large_families:
+        budget = 0
+        if queries_needed >= SCAN_MIN_QUERIES:
             requests = min(queries_needed, self._ranged_requests(family, remaining))
             budget = requests // QUERIES_PER_SCANNED_PAGE
-        else:
-            budget = 0
-        if budget >= 1:
+        if budget >= 1 and budget > self._scanned_past.get(family[0], 0):
             found, last = self._scan(family, wanted, budget)
             if last is None:
                 return found
-            self._large_families.add(family[0])
+            self._scanned_past[family[0]] = budget
             remaining = [key for key in remaining if not _settled(key, last)]
         by_partition: dict[str, list[str]] = defaultdict(list)
         for pk, rk in remaining:
