@@ -128,7 +128,8 @@ class CrosswalkStore:
         #: (partition, row) of reverse-index markers known to exist (checked once per store)
         self._indexed: set[tuple[str, str]] = set()
         #: Partition families (by first partition) a scan found larger than it could read: the
-        #: pages it read (the family has more), so no later scan with that budget or less is tried
+        #: pages it read (the family has more). A later scan is tried only with twice that budget
+        #: or more, so the pages spent on scans cut short stay within twice the largest budget.
         self._scanned_past: dict[str, int] = {}
         #: Partition families whose wanted keys a bucket's key range held too sparsely to read
         self._sparse_families: set[str] = set()
@@ -177,10 +178,11 @@ class CrosswalkStore:
           instead of one per 14 keys.
 
         Either read is bounded by the same budget; cut short, it still settles every key up to
-        the last row it read and the rest are queried by key. This store then tries no scan of
-        that family with the same budget or less (it is larger), and no more key ranges in it
-        if a range was cut short (its keys are not clustered: origin ids are random GUIDs; the
-        scans' budget is then set against key queries alone, and a small family is scanned again).
+        the last row it read and the rest are queried by key. This store then tries a scan of
+        that family again only with at least twice the budget (it is larger), and no more key
+        ranges in it if a range was cut short (its keys are not clustered: origin ids are random
+        GUIDs; the scans' budget is then set against key queries alone, so a family that is still
+        small is scanned again).
         """
         wanted: dict[tuple[str, str], None] = {}
         for value in values:
@@ -193,7 +195,8 @@ class CrosswalkStore:
         if queries_needed >= SCAN_MIN_QUERIES:
             requests = min(queries_needed, self._ranged_requests(family, remaining))
             budget = requests // QUERIES_PER_SCANNED_PAGE
-        if budget >= 1 and budget > self._scanned_past.get(family[0], 0):
+        past = self._scanned_past.get(family[0])
+        if budget >= 1 and (past is None or budget >= 2 * past):
             found, last = self._scan(family, wanted, budget)
             if last is None:
                 return found
