@@ -59,6 +59,10 @@ SCAN_PAGE_ROWS = 1000
 BUCKETS = 16
 
 
+#: One look-up request, as `CrosswalkStore._read` takes it: partition, row keys, whether a key range.
+_Read = tuple[str, list[str], bool]
+
+
 def _bucket(row_key: str) -> int:
     return zlib.crc32(row_key.encode("utf-8")) % BUCKETS
 
@@ -92,13 +96,18 @@ def _settled(key: tuple[str, str], last: tuple[str, str]) -> bool:
     The service orders keys by UTF-16 code units and Python strings by code points; they agree
     below U+D800, so a key with a higher character is never taken as settled by a partial scan.
     """
-    return key <= last and all(max(part, default=" ") < "\ud800" for part in (*key, *last))
+    return key <= last and _ordered_alike((*key, *last))
+
+
+def _ordered_alike(keys: Iterable[str]) -> bool:
+    """Whether Python and the service order these keys alike: no character from U+D800 up."""
+    return all(max(key, default=" ") < "\ud800" for key in keys)
 
 
 def _rangeable(row_keys: Sequence[str]) -> bool:
     """Whether a bucket's wanted keys are worth one key-range read: more than one key query's worth,
-    and ordered alike by Python and by the service (no character from U+D800 up, see `_settled`)."""
-    return len(row_keys) > KEYS_PER_QUERY and all(max(rk, default=" ") < "\ud800" for rk in row_keys)
+    and ordered alike by Python and by the service (see `_settled`)."""
+    return len(row_keys) > KEYS_PER_QUERY and _ordered_alike(row_keys)
 
 
 def _chunks(keys: Sequence[str], size: int) -> list[list[str]]:
@@ -190,27 +199,18 @@ class CrosswalkStore:
             wanted[(family[_bucket(rk)], rk)] = None
         found: list[dict[str, Any]] = []
         remaining = list(wanted)
+        reads = self._reads(family, remaining)
         queries_needed = _query_count(remaining)
         budget = 0
         if queries_needed >= SCAN_MIN_QUERIES:
-            requests = min(queries_needed, self._ranged_requests(family, remaining))
-            budget = requests // QUERIES_PER_SCANNED_PAGE
+            budget = min(queries_needed, len(reads)) // QUERIES_PER_SCANNED_PAGE
         past = self._scanned_past.get(family[0])
         if budget >= 1 and (past is None or budget >= 2 * past):
             found, last = self._scan(family, wanted, budget)
             if last is None:
                 return found
             self._scanned_past[family[0]] = budget
-            remaining = [key for key in remaining if not _settled(key, last)]
-        by_partition: dict[str, list[str]] = defaultdict(list)
-        for pk, rk in remaining:
-            by_partition[pk].append(rk)
-        reads: list[tuple[str, list[str], bool]] = []
-        for pk, rks in by_partition.items():
-            if _rangeable(rks) and family[0] not in self._sparse_families:
-                reads.append((pk, sorted(rks), True))
-            else:
-                reads.extend((pk, chunk, False) for chunk in _chunks(rks, KEYS_PER_QUERY))
+            reads = self._reads(family, [key for key in remaining if not _settled(key, last)])
         if len(reads) <= 1:
             for read in reads:
                 found.extend(self._read(family, *read))
@@ -220,15 +220,20 @@ class CrosswalkStore:
                 found.extend(rows)
         return found
 
-    def _ranged_requests(self, family: Sequence[str], keys: Sequence[tuple[str, str]]) -> int:
-        """Requests a look-up of ``keys`` costs without a family scan: one key range per bucket with
-        many keys (unless the family's keys proved sparse), key queries for the rest."""
-        if family[0] in self._sparse_families:
-            return _query_count(keys)
-        per_partition: dict[str, list[str]] = defaultdict(list)
+    def _reads(self, family: Sequence[str], keys: Sequence[tuple[str, str]]) -> list[_Read]:
+        """The requests that look ``keys`` up without a family scan, as `_read` arguments: one key
+        range per bucket with many keys (unless the family's keys proved sparse), key queries of
+        up to 14 keys for the rest."""
+        by_partition: dict[str, list[str]] = defaultdict(list)
         for pk, rk in keys:
-            per_partition[pk].append(rk)
-        return sum(1 if _rangeable(rks) else -(-len(rks) // KEYS_PER_QUERY) for rks in per_partition.values())
+            by_partition[pk].append(rk)
+        reads: list[_Read] = []
+        for pk, rks in by_partition.items():
+            if _rangeable(rks) and family[0] not in self._sparse_families:
+                reads.append((pk, sorted(rks), True))
+            else:
+                reads.extend((pk, chunk, False) for chunk in _chunks(rks, KEYS_PER_QUERY))
+        return reads
 
     def _read(self, family: Sequence[str], pk: str, rks: list[str], ranged: bool) -> list[dict[str, Any]]:
         """One key query, or one bucket's key range (then key queries for what it left unsettled)."""
