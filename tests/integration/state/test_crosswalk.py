@@ -9,7 +9,7 @@ import pytest
 
 from shared.state import CrosswalkEntry, StateStore, crosswalk
 from shared.state.crosswalk import BUCKETS, KEYS_PER_QUERY, bucket_of
-from tests.fixtures.table_requests import count_queries
+from tests.fixtures.table_requests import CountingTable, count_queries
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +201,9 @@ def test_few_keys_are_queried_by_key(state: StateStore) -> None:
     assert (counter.scans, counter.key_queries) == (0, 2 if bucket_of("S-0001") != bucket_of("S-0002") else 1)
 
 
-def _large_family(state: StateStore, monkeypatch: pytest.MonkeyPatch) -> list[CrosswalkEntry]:
+def _large_family(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[CrosswalkEntry], CountingTable]:
     """2,000 rows, 125 per bucket, read 100 rows a page: too large for a family scan, which the
     store learns from its first look-up (a scan cut short after its budget of four pages)."""
     entries = [entry(f"S-{i:04d}", i) for i in range(2000)]
@@ -213,14 +215,14 @@ def _large_family(state: StateStore, monkeypatch: pytest.MonkeyPatch) -> list[Cr
         e.source_key: e for e in first
     }
     assert counter.scans == 4
-    return entries
+    counter.reset()
+    return entries, counter
 
 
 def test_a_page_of_clustered_keys_is_read_as_one_key_range_per_bucket(
     state: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entries = _large_family(state, monkeypatch)
-    counter = count_queries(state.crosswalk)
+    entries, counter = _large_family(state, monkeypatch)
     block = entries[1000:1600]  # a page of source records in key order: about 37 per bucket
     found = state.crosswalk.get_many("range", "usmf", [e.source_key for e in block] + ["S-1000x"])
     assert found == {e.source_key: e for e in block}
@@ -236,8 +238,7 @@ def test_a_page_of_clustered_keys_is_read_as_one_key_range_per_bucket(
 def test_keys_spread_over_the_buckets_fall_back_to_key_queries(
     state: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entries = _large_family(state, monkeypatch)
-    counter = count_queries(state.crosswalk)
+    entries, counter = _large_family(state, monkeypatch)
     spread = entries[::4]  # about 31 per bucket, over the whole of each bucket's 125 rows
     wanted = [e.source_key for e in spread] + ["S-0000x", "S-9999"]
     found = state.crosswalk.get_many("range", "usmf", wanted)
